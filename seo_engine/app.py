@@ -1,0 +1,46 @@
+"""The application factory and the lifespan that owns the database pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from seo_engine import __version__, database, operations, problems
+from seo_engine.settings import Settings, load_settings
+
+log = logging.getLogger("seo_engine.app")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the FastAPI app; the pool is created on startup and closed on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = await asyncio.to_thread(database.resolve_dsn, settings)
+        pool = await database.create_pool(dsn, settings)
+        app.state.pool = pool
+        log.info("database pool ready (max %d connections)", settings.pool_max_size)
+        try:
+            yield
+        finally:
+            await asyncio.wait_for(pool.close(), timeout=10)
+
+    app = FastAPI(
+        title="seo-engine",
+        version=__version__,
+        summary="Programmatic-SEO pages as HTML, sitemaps and a JSON API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(operations.router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory`: settings come from the environment."""
+    return create_app(load_settings())

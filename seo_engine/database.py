@@ -1,0 +1,119 @@
+"""Connections: DSN resolution, the pool with its timeouts, and what counts as 'unavailable'."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from seo_engine import embedded
+from seo_engine.settings import Settings
+
+APPLICATION_NAME = "seo-engine"
+
+# A single connection (CLI jobs) or one borrowed from the pool (requests).
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+# Errors that mean "the database is not reachable right now", never "the request was bad".
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.QueryCanceledError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """No connection could be had in time; callers answer 503 with Retry-After."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """Return the configured DSN, starting the embedded server when none is configured."""
+    if settings.database_url is not None:
+        return settings.database_url
+    return embedded.server_dsn(settings.data_dir)
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    """Per-connection server settings that bound every statement and idle transaction."""
+    return {
+        "application_name": APPLICATION_NAME,
+        "statement_timeout": str(int(settings.statement_timeout * 1000)),
+        "idle_in_transaction_session_timeout": str(
+            int(settings.idle_in_transaction_timeout * 1000)
+        ),
+    }
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments shared by single connections and the pool."""
+    return {
+        "command_timeout": settings.command_timeout,
+        "statement_cache_size": settings.statement_cache_size,
+        "server_settings": server_settings(settings),
+        "timeout": settings.acquire_timeout + 3.0,
+    }
+
+
+async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    """Create the application pool; raise DatabaseUnavailable if the server cannot be reached."""
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            max_inactive_connection_lifetime=300.0,
+            **connect_options(settings),
+        )
+    except CONNECTION_ERRORS as error:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from None
+    return pool
+
+
+async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:
+    """Open one connection with the same timeouts as the pool (for CLI jobs)."""
+    try:
+        return await asyncpg.connect(dsn, **connect_options(settings))
+    except CONNECTION_ERRORS as error:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from None
+
+
+@asynccontextmanager
+async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[Connection]:
+    """Borrow a connection, waiting at most `timeout` seconds before DatabaseUnavailable."""
+    try:
+        connection = await pool.acquire(timeout=timeout)
+    except TimeoutError:
+        raise DatabaseUnavailable("all database connections are busy") from None
+    except CONNECTION_ERRORS as error:
+        raise DatabaseUnavailable(f"database unreachable: {type(error).__name__}") from None
+    try:
+        yield connection
+    finally:
+        await pool.release(connection)
+
+
+@asynccontextmanager
+async def session(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection for a CLI job: resolve the DSN (embedded or not), connect, close."""
+    dsn = await asyncio.to_thread(resolve_dsn, settings)
+    connection = await connect(dsn, settings)
+    try:
+        yield connection
+    finally:
+        await connection.close(timeout=5)

@@ -1,0 +1,43 @@
+"""Operational endpoints: liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from seo_engine import database, migrate, problems
+from seo_engine.dependencies import AppSettings, Pool
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    schema_version: str
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness; never touches the database")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: the pool answers and the schema is at head",
+    responses={503: {"description": "Database unreachable or migrations pending"}},
+)
+async def readyz(pool: Pool, settings: AppSettings) -> Readiness | Response:
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        try:
+            current = await migrate.at_head(connection)
+        except migrate.MigrationError as error:
+            return problems.unavailable(str(error))
+    if not current:
+        return problems.unavailable("migrations are pending; run `seo-engine db migrate`")
+    return Readiness(status="ready", schema_version=migrate.head())

@@ -1,0 +1,61 @@
+"""Run the app under uvicorn with production defaults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import uvicorn
+
+from seo_engine import database
+from seo_engine.app import create_app
+from seo_engine.settings import Settings
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int | None = None  # None: one per CPU core
+
+
+def default_workers() -> int:
+    """One worker per core: the event loop is single-threaded and PostgreSQL is out of process."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def serve_app(settings: Settings, options: ServeOptions) -> None:
+    """Serve until interrupted; this process owns the embedded server if one is used."""
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
+    # instead of the default handler lets atexit stop an embedded server we own.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    dsn = database.resolve_dsn(settings)
+    workers = options.workers or default_workers()
+    common: dict[str, object] = {
+        "host": options.host,
+        "port": options.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": settings.log_level,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": True,
+        "backlog": 2048,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings.model_copy(update={"database_url": dsn})), **common)  # type: ignore[arg-type]
+        return
+    # Workers are separate processes: they read the settings from the environment, with the
+    # DSN resolved here so that all of them share this process's embedded server.
+    os.environ["DATABASE_URL"] = dsn
+    uvicorn.run(
+        "seo_engine.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        **common,  # type: ignore[arg-type]
+    )

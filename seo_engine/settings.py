@@ -1,0 +1,72 @@
+"""The one settings object, read from the environment once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or has a bad value; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of seo-engine; environment variables are prefixed SEO_ENGINE_."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEO_ENGINE_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL to use; unset means the embedded server in data_dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".seo-engine"),
+        description="Where the embedded PostgreSQL keeps its data.",
+    )
+    pool_min_size: int = Field(default=2, ge=0, le=1000)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    acquire_timeout: float = Field(
+        default=2.0, gt=0, le=600, description="Seconds to wait for a pooled connection."
+    )
+    command_timeout: float = Field(
+        default=30.0, gt=0, le=86400, description="Client-side seconds per statement."
+    )
+    statement_timeout: float = Field(
+        default=30.0, gt=0, le=86400, description="Server-side seconds per statement."
+    )
+    idle_in_transaction_timeout: float = Field(default=60.0, gt=0, le=86400)
+    statement_cache_size: int = Field(
+        default=100, ge=0, le=100_000, description="0 behind a transaction-mode pooler."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value or None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, turning validation errors into SettingsError."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else "settings"
+            env_name = "DATABASE_URL" if name == "DATABASE_URL" else f"SEO_ENGINE_{name.upper()}"
+            problems.append(f"{env_name}: {item['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+    if settings.pool_min_size > settings.pool_max_size:
+        raise SettingsError(
+            "invalid setting SEO_ENGINE_POOL_MIN_SIZE: must not exceed SEO_ENGINE_POOL_MAX_SIZE"
+        )
+    return settings
