@@ -8,20 +8,27 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from seo_engine import __version__, database, migrate
+from seo_engine import __version__, database, migrate, resources, workflows
+from seo_engine.content import ContentError
+from seo_engine.dimensions import SeedOptions, SeedRejected, SeedReport
 from seo_engine.embedded import EmbeddedError
+from seo_engine.generate import GenerateBusy, GenerateError, GenerateOptions, GenerateReport
 from seo_engine.migrate import MigrationError
+from seo_engine.seedfile import SeedFileError, detect_format
 from seo_engine.server import ServeOptions, serve_app
 from seo_engine.settings import Settings, SettingsError, load_settings
+from seo_engine.sites import SiteError
 
 # sysexits.h codes, so scripts can tell bad input from an unreachable database.
 EXIT_DATA = 65
 EXIT_UNAVAILABLE = 69
 EXIT_SOFTWARE = 70
+EXIT_TEMPORARY = 75
 EXIT_CONFIG = 78
 EXIT_INTERRUPTED = 130
 
@@ -34,7 +41,13 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
+sites_app = typer.Typer(
+    help="Sites: add or update one from a site file, list them.", no_args_is_help=True
+)
+seed_app = typer.Typer(help="Load locations or services from CSV or NDJSON.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(sites_app, name="sites")
+app.add_typer(seed_app, name="seed")
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -53,8 +66,18 @@ def reported_errors() -> Iterator[None]:
         fail(str(error), EXIT_UNAVAILABLE)
     except MigrationError as error:
         fail(str(error), EXIT_SOFTWARE)
+    except GenerateBusy as error:
+        fail(str(error), EXIT_TEMPORARY)
+    except (SiteError, SeedFileError, ContentError, GenerateError) as error:
+        fail(str(error), EXIT_DATA)
+    except SeedRejected as error:
+        show_rejections(error.report)
+        fail(str(error), EXIT_DATA)
     except KeyboardInterrupt:
-        fail("interrupted; nothing was committed by the interrupted step", EXIT_INTERRUPTED)
+        fail(
+            "interrupted; the stored data is unchanged (each load commits in one transaction)",
+            EXIT_INTERRUPTED,
+        )
 
 
 def run(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
@@ -117,6 +140,179 @@ def db_status() -> None:
     typer.echo(f"{len(rows) - pending} applied, {pending} pending")
 
 
+def show_rejections(report: SeedReport) -> None:
+    for rejected in report.errors:
+        typer.echo(f"  line {rejected.line}: {'; '.join(rejected.reasons)}", err=True)
+    hidden = report.rejected - len(report.errors)
+    if hidden > 0:
+        typer.echo(f"  ... and {hidden:,} more (use --rejects FILE to get them all)", err=True)
+
+
+def show_seed(report: SeedReport, dry_run: bool) -> None:
+    if report.rejected:
+        typer.echo(f"{report.rejected:,} bad row(s) skipped:", err=True)
+        show_rejections(report)
+    verb = "would be" if dry_run else "were"
+    skipped = f", {report.skipped:,} skipped by --country" if report.skipped else ""
+    typer.echo(
+        f"{report.kind}: {report.rows:,} rows read{skipped}, {report.rejected:,} rejected; "
+        f"{report.inserted:,} inserted, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged, {report.removed:,} removed"
+        + (" (dry run: nothing written)" if dry_run else "")
+    )
+    del verb
+
+
+def show_generate(report: GenerateReport) -> None:
+    typer.echo(
+        f"{report.site}: {report.pages:,} pages; {report.inserted:,} inserted, "
+        f"{report.updated:,} updated, {report.unchanged:,} unchanged, {report.removed:,} removed; "
+        f"{report.redirects:,} redirects added "
+        f"(render {report.render_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
+    )
+    lengths = report.lengths
+    if lengths.long_titles or lengths.long_descriptions:
+        typer.echo(
+            f"over the limit with every variant: {lengths.long_titles:,} titles > 60 characters, "
+            f"{lengths.long_descriptions:,} descriptions > 160 characters, e.g.:"
+        )
+        for example in lengths.examples:
+            typer.echo(f"  {example}")
+
+
+SiteOption = Annotated[
+    str | None, typer.Option("--site", help="Site slug; may be omitted when there is one site.")
+]
+
+
+@sites_app.command("add")
+def sites_add(
+    file: Annotated[Path, typer.Argument(help="Site file (TOML), e.g. seeds/site.toml.")],
+) -> None:
+    """Add a site from its site file, or update the site with the same slug.
+
+    Example: seo-engine sites add seeds/site.toml
+    """
+    config = settings()
+    with reported_errors():
+        site, outcome = run(workflows.add_site, config, file)
+    typer.echo(f"site '{site.slug}' {outcome}: {site.name} at {site.base_url}")
+
+
+@sites_app.command("list")
+def sites_list() -> None:
+    """List every site (the first is the default site).
+
+    Example: seo-engine sites list
+    """
+    config = settings()
+    with reported_errors():
+        found = run(workflows.list_sites, config)
+    if not found:
+        typer.echo("no sites yet; add one with `seo-engine sites add seeds/site.toml`")
+    for site in found:
+        typer.echo(f"{site.slug}\t{site.name}\t{site.base_url}\t{site.path_pattern}")
+
+
+def _seed(
+    kind: str,
+    file: Path,
+    site: str | None,
+    fmt: str | None,
+    max_errors: int,
+    rejects: Path | None,
+    dry_run: bool,
+    prune: bool,
+    country: str | None,
+) -> None:
+    config = settings()
+    with reported_errors():
+        options = SeedOptions(
+            fmt=detect_format(file, fmt),
+            max_errors=max_errors,
+            rejects=rejects,
+            dry_run=dry_run,
+            prune=prune,
+            country=country.upper() if country else None,
+        )
+        report = run(workflows.seed_file, config, site, kind, file, options)
+    show_seed(report, dry_run)
+
+
+FileArgument = Annotated[Path, typer.Argument(help="CSV or NDJSON file.")]
+FormatOption = Annotated[
+    str | None, typer.Option("--format", help="csv or ndjson (default: from the file name).")
+]
+MaxErrorsOption = Annotated[
+    int, typer.Option(min=0, help="Load the good rows if there are at most this many bad ones.")
+]
+RejectsOption = Annotated[
+    Path | None, typer.Option(help="Write bad rows, with their reasons, to this file.")
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and report only.")]
+PruneOption = Annotated[
+    bool, typer.Option("--prune", help="Remove stored rows absent from the file.")
+]
+
+
+@seed_app.command("locations")
+def seed_locations(
+    file: FileArgument,
+    site: SiteOption = None,
+    fmt: FormatOption = None,
+    max_errors: MaxErrorsOption = 0,
+    rejects: RejectsOption = None,
+    dry_run: DryRunOption = False,
+    prune: PruneOption = False,
+    country: Annotated[
+        str | None, typer.Option(help="Load only rows of this country code, e.g. US.")
+    ] = None,
+) -> None:
+    """Load locations; every row is checked before anything is written.
+
+    Example: seo-engine seed locations seeds/locations.csv --country US
+    """
+    _seed("locations", file, site, fmt, max_errors, rejects, dry_run, prune, country)
+
+
+@seed_app.command("services")
+def seed_services(
+    file: FileArgument,
+    site: SiteOption = None,
+    fmt: FormatOption = None,
+    max_errors: MaxErrorsOption = 0,
+    rejects: RejectsOption = None,
+    dry_run: DryRunOption = False,
+    prune: PruneOption = False,
+) -> None:
+    """Load services; every row is checked before anything is written.
+
+    Example: seo-engine seed services seeds/services.csv --max-errors 10 --rejects bad.csv
+    """
+    _seed("services", file, site, fmt, max_errors, rejects, dry_run, prune, None)
+
+
+@app.command()
+def generate(
+    site: SiteOption = None,
+    service: Annotated[
+        list[str] | None, typer.Option("--service", help="Only this service slug (repeatable).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Render processes (default: one per core).")
+    ] = None,
+) -> None:
+    """Render every service x location page and merge changes into the page set.
+
+    Example: seo-engine generate --site localpros --service roof-repair
+    """
+    config = settings()
+    options = GenerateOptions(site=site, services=tuple(service or ()), workers=workers)
+    with reported_errors():
+        report = run(workflows.generate_pages, config, options)
+    show_generate(report)
+
+
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
 WorkersOption = Annotated[
@@ -144,16 +340,32 @@ def serve(
 def demo(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
+    full: Annotated[
+        bool, typer.Option("--full", help="All ~34,000 locations (4 million pages), not the US.")
+    ] = False,
 ) -> None:
-    """One command to a running site: embedded database, migrate, then serve.
+    """One command to a running site: migrate, load the bundled seeds, generate, serve.
 
-    Example: seo-engine demo
+    Example: seo-engine demo            (US subset, about 400,000 pages)
     """
     config = settings()
+    seeds = resources.seeds_dir()
     with reported_errors():
         applied = run(migrate.run_migrations, config)
         typer.echo(f"migrations: {len(applied)} applied, schema at {migrate.head()}")
-        typer.echo(f"try: http://{host}:{port}/healthz  http://{host}:{port}/readyz")
+        site, outcome = run(workflows.add_site, config, seeds / "site.toml")
+        typer.echo(f"site '{site.slug}' {outcome}")
+        country = None if full else "US"
+        for kind in ("locations", "services"):
+            options = SeedOptions(
+                fmt="csv", country=country if kind == "locations" else None, prune=True
+            )
+            report = run(
+                workflows.seed_file, config, site.slug, kind, seeds / f"{kind}.csv", options
+            )
+            show_seed(report, dry_run=False)
+        show_generate(run(workflows.generate_pages, config, GenerateOptions(site=site.slug)))
+        typer.echo(f"serving {site.name}: http://{host}:{port}/readyz  http://{host}:{port}/docs")
         serve_app(config, ServeOptions(host=host, port=port, workers=1))
 
 

@@ -9,7 +9,9 @@ CREATE TABLE sites (
     domain        text NOT NULL UNIQUE,
     locale        text NOT NULL DEFAULT 'en',
     path_pattern  text NOT NULL DEFAULT '/{service}/{location}',
+    -- The site's content templates and generation options, as loaded from its site file.
     content       jsonb NOT NULL DEFAULT '{}',
+    content_version text NOT NULL DEFAULT '',
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
@@ -30,7 +32,8 @@ CREATE TABLE locations (
     attributes    jsonb NOT NULL DEFAULT '{}',
     updated_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (site_id, key),
-    UNIQUE (site_id, slug)
+    -- Deferrable so that one load may swap two slugs.
+    UNIQUE (site_id, slug) DEFERRABLE INITIALLY IMMEDIATE
 );
 CREATE INDEX locations_site_region ON locations (site_id, country_code, region_code);
 
@@ -45,7 +48,7 @@ CREATE TABLE services (
     attributes    jsonb NOT NULL DEFAULT '{}',
     updated_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (site_id, key),
-    UNIQUE (site_id, slug)
+    UNIQUE (site_id, slug) DEFERRABLE INITIALLY IMMEDIATE
 );
 
 -- Nearest locations by great-circle distance, rank 1 = closest; computed at seed time.
@@ -59,6 +62,8 @@ CREATE TABLE location_neighbours (
 
 -- One row per (site, service, location). Pages keep no foreign key to their dimensions:
 -- a removed service or location leaves a tombstone (deleted_at set) for incremental sync.
+-- Structured content is `json`, not `jsonb`: it is written once per change and read back
+-- verbatim, so parsing it into jsonb would cost on both paths and buy nothing.
 CREATE TABLE pages (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     site_id           integer NOT NULL REFERENCES sites ON DELETE CASCADE,
@@ -69,9 +74,9 @@ CREATE TABLE pages (
     meta_description  text NOT NULL,
     h1                text NOT NULL,
     intro             text NOT NULL,
-    sections          jsonb NOT NULL,
-    faq               jsonb NOT NULL,
-    links             jsonb NOT NULL,
+    sections          json NOT NULL,
+    faq               json NOT NULL,
+    links             json NOT NULL,
     quality_score     real NOT NULL,
     indexable         boolean NOT NULL,
     content_hash      bytea NOT NULL,

@@ -1,0 +1,299 @@
+"""Generate a site's pages: render in worker processes, COPY to staging, merge in one go."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from queue import Empty
+
+import asyncpg
+
+from seo_engine import database, sites
+from seo_engine.database import Connection
+from seo_engine.pagebuild import LengthReport
+from seo_engine.render_worker import ServiceResult, render_service, start
+from seo_engine.settings import Settings
+
+GENERATE_LOCK_CLASS = 0x5E0E  # advisory lock (class, site id): one generate per site
+
+TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
+UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
+STAGE_TABLE = "generate_stage_{site_id}"
+CREATE_STAGE = """
+DROP TABLE IF EXISTS {stage};
+CREATE UNLOGGED TABLE {stage} (
+    service_id bigint NOT NULL, location_id bigint NOT NULL, path text NOT NULL,
+    title text NOT NULL, meta_description text NOT NULL, h1 text NOT NULL, intro text NOT NULL,
+    sections json NOT NULL, faq json NOT NULL, links json NOT NULL,
+    quality_score real NOT NULL, indexable boolean NOT NULL, content_hash bytea NOT NULL
+) WITH (autovacuum_enabled = false)
+"""
+DROP_STAGE = "DROP TABLE IF EXISTS {stage}"
+SELECT_SERVICE_IDS = "SELECT id, slug FROM services WHERE site_id = $1 ORDER BY id"
+COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND population >= $2"
+
+# The merge. `changed` holds existing pages whose content differs (or that come back from
+# a tombstone); only those rows are written, so an unchanged re-run writes nothing.
+MERGE_CHANGED = """
+CREATE TEMP TABLE changed ON COMMIT DROP AS
+SELECT p.id, p.path AS old_path, p.deleted_at IS NULL AS was_live, s.*
+FROM {stage} s JOIN pages p
+  ON p.site_id = $1 AND p.service_id = s.service_id AND p.location_id = s.location_id
+WHERE p.content_hash <> s.content_hash OR p.deleted_at IS NOT NULL
+"""
+MERGE_REDIRECTS = """
+INSERT INTO redirects (site_id, from_path, to_path)
+SELECT $1, old_path, path FROM changed WHERE was_live AND old_path <> path
+ON CONFLICT (site_id, from_path) DO UPDATE SET to_path = excluded.to_path, created_at = now()
+"""
+MERGE_REDIRECT_CHAINS = """
+UPDATE redirects r SET to_path = c.path
+FROM changed c
+WHERE r.site_id = $1 AND r.to_path = c.old_path AND c.was_live AND c.old_path <> c.path
+"""
+MERGE_UPDATE = """
+UPDATE pages p SET
+    path = c.path, title = c.title, meta_description = c.meta_description, h1 = c.h1,
+    intro = c.intro, sections = c.sections, faq = c.faq, links = c.links,
+    quality_score = c.quality_score, indexable = c.indexable, content_hash = c.content_hash,
+    updated_at = now(), deleted_at = NULL
+FROM changed c WHERE p.id = c.id
+"""
+MERGE_INSERT = """
+INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, h1, intro,
+                   sections, faq, links, quality_score, indexable, content_hash)
+SELECT $1, s.service_id, s.location_id, s.path, s.title, s.meta_description, s.h1, s.intro,
+       s.sections, s.faq, s.links, s.quality_score, s.indexable, s.content_hash
+FROM {stage} s
+WHERE NOT EXISTS (
+    SELECT 1 FROM pages p
+    WHERE p.site_id = $1 AND p.service_id = s.service_id AND p.location_id = s.location_id
+)
+"""
+MERGE_TOMBSTONES = """
+UPDATE pages p SET deleted_at = now(), updated_at = now()
+WHERE p.site_id = $1 AND p.deleted_at IS NULL
+  AND ($2::bigint[] IS NULL OR p.service_id = ANY($2::bigint[]))
+  AND NOT EXISTS (
+    SELECT 1 FROM {stage} s WHERE s.service_id = p.service_id AND s.location_id = p.location_id
+  )
+"""
+# A path that is live again is no longer the source of a redirect.
+MERGE_LIVE_REDIRECTS = """
+DELETE FROM redirects r USING pages p
+WHERE r.site_id = $1 AND p.site_id = $1 AND p.path = r.from_path AND p.deleted_at IS NULL
+"""
+PATH_COLLISIONS = """
+SELECT a.path, sa.key AS service_a, la.key AS location_a, sb.key AS service_b, lb.key AS location_b
+FROM (
+    SELECT path, service_id, location_id FROM {stage}
+    UNION ALL
+    SELECT path, service_id, location_id FROM pages
+    WHERE site_id = $1 AND deleted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM {stage} s
+                      WHERE s.service_id = pages.service_id AND s.location_id = pages.location_id)
+) a
+JOIN {stage} b ON b.path = a.path AND (b.service_id, b.location_id) < (a.service_id, a.location_id)
+LEFT JOIN services sa ON sa.id = a.service_id LEFT JOIN locations la ON la.id = a.location_id
+LEFT JOIN services sb ON sb.id = b.service_id LEFT JOIN locations lb ON lb.id = b.location_id
+LIMIT 5
+"""
+
+
+class GenerateError(Exception):
+    """Generation stopped; the stored page set is unchanged."""
+
+
+class GenerateBusy(GenerateError):
+    """Another generate of the same site holds the lock."""
+
+
+@dataclass
+class GenerateReport:
+    site: str
+    pages: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    redirects: int = 0
+    lengths: LengthReport = field(default_factory=LengthReport)
+    render_seconds: float = 0.0
+    merge_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    site: str | None = None
+    services: tuple[str, ...] = ()
+    workers: int | None = None
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _rowcount(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _render_all(
+    dsn: str,
+    settings: Settings,
+    site: sites.Site,
+    service_ids: list[int],
+    stage: str,
+    workers: int,
+    progress: Callable[[int], None],
+) -> list[ServiceResult]:
+    """Render every selected service in worker processes; each COPYs into the stage."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(service_ids)),
+        mp_context=context,
+        initializer=start,
+        initargs=(dsn, settings, site.slug, stage, queue),
+    ) as pool:
+        futures: list[Future[ServiceResult]] = [
+            pool.submit(render_service, service_id) for service_id in service_ids
+        ]
+        waiting = [asyncio.wrap_future(future, loop=loop) for future in futures]
+        try:
+            while not all(future.done() for future in futures):
+                await asyncio.wait(waiting, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+                _drain(queue, progress)
+                failed = next((f for f in futures if f.done() and f.exception()), None)
+                if failed is not None:
+                    raise failed.exception()  # type: ignore[misc]
+            _drain(queue, progress)
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+            queue.close()
+
+
+def _drain(queue: multiprocessing.Queue[int], progress: Callable[[int], None]) -> None:
+    while True:
+        try:
+            progress(queue.get_nowait())
+        except Empty:
+            return
+
+
+async def _merge(
+    connection: Connection, site: sites.Site, stage: str, service_filter: list[int] | None
+) -> tuple[int, int, int, int]:
+    """Apply the stage to pages in one transaction; return inserted, updated, removed, moved."""
+    async with connection.transaction():
+        await connection.execute("SET LOCAL statement_timeout = 0")
+        await connection.execute(f"ANALYZE {stage}")
+        await connection.execute(MERGE_CHANGED.format(stage=stage), site.id)
+        moved = _rowcount(await connection.execute(MERGE_REDIRECTS, site.id))
+        await connection.execute(MERGE_REDIRECT_CHAINS, site.id)
+        removed = _rowcount(
+            await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id, service_filter)
+        )
+        updated = _rowcount(await connection.execute(MERGE_UPDATE))
+        inserted = _rowcount(await connection.execute(MERGE_INSERT.format(stage=stage), site.id))
+        if moved or inserted or updated:
+            await connection.execute(MERGE_LIVE_REDIRECTS, site.id)
+    return inserted, updated, removed, moved
+
+
+async def _explain_collision(connection: Connection, site: sites.Site, stage: str) -> str:
+    rows = await connection.fetch(PATH_COLLISIONS.format(stage=stage), site.id)
+    if not rows:
+        return "two pages would share one path"
+    described = [
+        f"{row['path']} (service {row['service_a']} + location {row['location_a']} and "
+        f"service {row['service_b']} + location {row['location_b']})"
+        for row in rows
+    ]
+    return "path collision: " + "; ".join(described)
+
+
+async def generate(
+    settings: Settings,
+    options: GenerateOptions,
+    progress_start: Callable[[int], Callable[[int], None]],
+) -> GenerateReport:
+    """Build the selected pages of a site; the stored page set changes only at the merge."""
+    dsn = await asyncio.to_thread(database.resolve_dsn, settings)
+    connection = await database.connect(dsn, settings)
+    try:
+        site = await sites.find(connection, options.site)
+        if not await connection.fetchval(TRY_LOCK, GENERATE_LOCK_CLASS, site.id):
+            raise GenerateBusy(f"another generate of site '{site.slug}' is running; try later")
+        try:
+            return await _generate_locked(connection, dsn, settings, site, options, progress_start)
+        finally:
+            if not connection.is_closed():
+                await connection.execute(UNLOCK, GENERATE_LOCK_CLASS, site.id)
+    finally:
+        await connection.close(timeout=5)
+
+
+async def _generate_locked(
+    connection: Connection,
+    dsn: str,
+    settings: Settings,
+    site: sites.Site,
+    options: GenerateOptions,
+    progress_start: Callable[[int], Callable[[int], None]],
+) -> GenerateReport:
+    report = GenerateReport(site=site.slug)
+    services = {
+        row["slug"]: row["id"] for row in await connection.fetch(SELECT_SERVICE_IDS, site.id)
+    }
+    unknown = [slug for slug in options.services if slug not in services]
+    if unknown:
+        raise GenerateError(f"unknown service(s) for site '{site.slug}': {', '.join(unknown)}")
+    selected = [services[slug] for slug in options.services] or list(services.values())
+    service_filter = selected if options.services else None
+    locations = await connection.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
+    total = len(selected) * locations
+    stage = STAGE_TABLE.format(site_id=site.id)
+    await connection.execute(CREATE_STAGE.format(stage=stage))
+    try:
+        started = time.monotonic()
+        if total:
+            results = await _render_all(
+                dsn,
+                settings,
+                site,
+                selected,
+                stage,
+                options.workers or default_workers(),
+                progress_start(total),
+            )
+            for result in results:
+                report.pages += result.pages
+                report.lengths.add(result.lengths)
+        report.render_seconds = time.monotonic() - started
+        started = time.monotonic()
+        try:
+            inserted, updated, removed, moved = await _merge(
+                connection, site, stage, service_filter
+            )
+        except asyncpg.UniqueViolationError:
+            raise GenerateError(await _explain_collision(connection, site, stage)) from None
+        report.merge_seconds = time.monotonic() - started
+        report.inserted, report.updated, report.removed, report.redirects = (
+            inserted,
+            updated,
+            removed,
+            moved,
+        )
+        report.unchanged = report.pages - inserted - updated
+        return report
+    finally:
+        if not connection.is_closed():
+            await connection.execute(DROP_STAGE.format(stage=stage))

@@ -1,0 +1,213 @@
+"""Site definitions: read a site file (TOML), validate it, store it, and find sites."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+from seo_engine.content import ContentError, ContentTemplates
+from seo_engine.database import Connection
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+PLACEHOLDERS = ("{service}", "{location}")
+PATH_PATTERN = re.compile(r"^(/[a-z0-9{}_\-.]*)+$")
+
+UPSERT = """
+INSERT INTO sites (slug, name, base_url, domain, locale, path_pattern, content, content_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+ON CONFLICT (slug) DO UPDATE SET
+    name = excluded.name, base_url = excluded.base_url, domain = excluded.domain,
+    locale = excluded.locale, path_pattern = excluded.path_pattern,
+    content = excluded.content, content_version = excluded.content_version, updated_at = now()
+WHERE (sites.name, sites.base_url, sites.domain, sites.locale, sites.path_pattern,
+       sites.content_version)
+   IS DISTINCT FROM (excluded.name, excluded.base_url, excluded.domain, excluded.locale,
+       excluded.path_pattern, excluded.content_version)
+RETURNING (xmax = 0) AS created
+"""
+SELECT_COLUMNS = "id, slug, name, base_url, domain, locale, path_pattern, content, content_version"
+SELECT_ALL = f"SELECT {SELECT_COLUMNS} FROM sites ORDER BY id"  # noqa: S608 (constant)
+SELECT_BY_SLUG = f"SELECT {SELECT_COLUMNS} FROM sites WHERE slug = $1"  # noqa: S608 (constant)
+
+
+class SiteError(Exception):
+    """A site file is invalid, or a site cannot be found; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    min_population: int = 0
+    nearby_radius_km: float = 150.0
+    index_threshold: float = 0.6
+
+
+@dataclass(frozen=True)
+class Site:
+    id: int
+    slug: str
+    name: str
+    base_url: str
+    domain: str
+    locale: str
+    path_pattern: str
+    content: dict[str, Any]
+    content_version: str
+    options: GenerateOptions = field(default_factory=GenerateOptions)
+
+
+@dataclass(frozen=True)
+class SiteDefinition:
+    slug: str
+    name: str
+    base_url: str
+    locale: str
+    path_pattern: str
+    content: dict[str, Any]
+
+    @property
+    def domain(self) -> str:
+        return urlsplit(self.base_url).netloc.lower()
+
+    @property
+    def content_version(self) -> str:
+        canonical = orjson.dumps(self.content, option=orjson.OPT_SORT_KEYS)
+        return hashlib.blake2b(canonical, digest_size=8).hexdigest()
+
+
+def _text(data: dict[str, Any], name: str, source: str, default: str | None = None) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str) or not value.strip():
+        raise SiteError(f"{source}: '{name}' must be a non-empty string")
+    return value.strip()
+
+
+def _options(data: Any, source: str) -> dict[str, float | int]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SiteError(f"{source}: [generate] must be a table")
+    known = {"min_population": int, "nearby_radius_km": float, "index_threshold": float}
+    options: dict[str, float | int] = {}
+    for name, value in data.items():
+        kind = known.get(name)
+        if kind is None:
+            raise SiteError(f"{source}: [generate] has unknown option '{name}'")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise SiteError(f"{source}: [generate] {name} must be a number >= 0")
+        options[name] = kind(value)
+    if options.get("index_threshold", 0) > 1:
+        raise SiteError(f"{source}: [generate] index_threshold must be between 0 and 1")
+    return options
+
+
+def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
+    """Validate a parsed site file; raise SiteError naming the first problem."""
+    slug = _text(data, "slug", source)
+    if not SLUG.match(slug) or len(slug) > 60:
+        raise SiteError(f"{source}: slug '{slug}' must be lowercase letters, digits and hyphens")
+    base_url = _text(data, "base_url", source).rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        raise SiteError(f"{source}: base_url must look like https://www.example.com (no path)")
+    pattern = _text(data, "path_pattern", source, "/{service}/{location}")
+    if not PATH_PATTERN.match(pattern) or any(p not in pattern for p in PLACEHOLDERS):
+        raise SiteError(
+            f"{source}: path_pattern '{pattern}' must start with / and contain "
+            "{service} and {location}"
+        )
+    if "//" in pattern or "/." in pattern:
+        raise SiteError(f"{source}: path_pattern must not contain // or /.")
+    content = data.get("content")
+    if not isinstance(content, dict):
+        raise SiteError(f"{source}: a [content] table with the page templates is required")
+    content = {**content, "generate": _options(data.get("generate"), source)}
+    try:
+        ContentTemplates(content)
+    except ContentError as error:
+        raise SiteError(f"{source}: {error}") from None
+    return SiteDefinition(
+        slug=slug,
+        name=_text(data, "name", source),
+        base_url=base_url,
+        locale=_text(data, "locale", source, "en"),
+        path_pattern=pattern,
+        content=content,
+    )
+
+
+def load_definition(path: Path) -> SiteDefinition:
+    """Read and validate a site file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SiteError(f"{path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SiteError(f"{path}: is not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SiteError(f"{path}: invalid TOML: {error}") from None
+    return parse_definition(data, str(path))
+
+
+def _site(row: asyncpg.Record) -> Site:
+    content = orjson.loads(row["content"]) if isinstance(row["content"], str) else row["content"]
+    return Site(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        base_url=row["base_url"],
+        domain=row["domain"],
+        locale=row["locale"],
+        path_pattern=row["path_pattern"],
+        content=content,
+        content_version=row["content_version"],
+        options=GenerateOptions(**content.get("generate", {})),
+    )
+
+
+async def store(connection: Connection, definition: SiteDefinition) -> tuple[Site, str]:
+    """Insert or update a site by slug; return it and 'created', 'updated' or 'unchanged'."""
+    try:
+        created = await connection.fetchval(
+            UPSERT,
+            definition.slug,
+            definition.name,
+            definition.base_url,
+            definition.domain,
+            definition.locale,
+            definition.path_pattern,
+            orjson.dumps(definition.content).decode(),
+            definition.content_version,
+        )
+    except asyncpg.UniqueViolationError:
+        raise SiteError(f"another site already uses the domain {definition.domain}") from None
+    outcome = "unchanged" if created is None else ("created" if created else "updated")
+    return await find(connection, definition.slug), outcome
+
+
+async def all_sites(connection: Connection) -> list[Site]:
+    """Every site, oldest first (the first one is the default site)."""
+    return [_site(row) for row in await connection.fetch(SELECT_ALL)]
+
+
+async def find(connection: Connection, slug: str | None) -> Site:
+    """The site with this slug; without a slug, the only site there is."""
+    if slug is not None:
+        row = await connection.fetchrow(SELECT_BY_SLUG, slug)
+        if row is None:
+            raise SiteError(f"no site '{slug}'; see `seo-engine sites list`")
+        return _site(row)
+    sites = await all_sites(connection)
+    if not sites:
+        raise SiteError("no site yet; add one with `seo-engine sites add seeds/site.toml`")
+    if len(sites) > 1:
+        names = ", ".join(site.slug for site in sites)
+        raise SiteError(f"several sites ({names}); choose one with --site")
+    return sites[0]
