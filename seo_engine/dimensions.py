@@ -242,7 +242,7 @@ async def seed(
 ) -> SeedReport:
     """Validate and load one seed file in one transaction; raise SeedRejected if too bad."""
     schema = schema_for(kind)
-    header = header_of(path, options.fmt)  # raises SeedFileError on schema drift
+    header = header_of(path, options.fmt, schema)  # raises SeedFileError on schema drift
     report = SeedReport(kind=kind, path=path)
     sql = _sql_lists(schema)
     rejects = (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import signal
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
@@ -22,6 +24,7 @@ from seo_engine.pagebuild import (
 from seo_engine.settings import Settings
 
 COPY_BATCH_ROWS = 2000
+PR_SET_PDEATHSIG = 1
 
 SELECT_SERVICES = """
 SELECT id, key, slug, name, category, description, attributes::text AS attributes
@@ -85,11 +88,26 @@ async def load_builder(connection: Connection, site_slug: str) -> PageBuilder:
     return PageBuilder(site, services, locations, neighbours)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (even by SIGKILL).
+
+    Otherwise an orphaned worker would finish its service and keep its connection open.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: orphans end when their task ends
+        pass
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def start(dsn: str, settings: Settings, site_slug: str, stage: str, progress: Queue[int]) -> None:
     """Process-pool initializer: connect and load everything once per worker."""
     global _worker
     # The parent decides what an interrupt means; workers just stop when it tells them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     loop = asyncio.new_event_loop()
     connection = loop.run_until_complete(database.connect(dsn, settings))
     loop.run_until_complete(connection.execute("SET statement_timeout = 0"))

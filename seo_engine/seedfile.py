@@ -140,14 +140,23 @@ def detect_format(path: Path, explicit: str | None = None) -> str:
     )
 
 
-def header_of(path: Path, fmt: str) -> list[str]:
-    """Return the header columns: the first CSV row, or the keys of the first NDJSON object."""
+def header_of(path: Path, fmt: str, schema: Schema | None = None) -> list[str]:
+    """Return the header columns (CSV first row, or the first NDJSON object's keys).
+
+    With a schema, also raise SeedFileError on schema drift, as read_records would.
+    """
     if _normalise_format(fmt) == "csv":
         with _open_csv(path) as stream:
-            return _csv_header(path, csv.reader(stream))
+            header = _csv_header(path, csv.reader(stream))
+        if schema is not None:
+            _check_names(path, schema, header, "the header does not match", "csv")
+        return header
     with _open_binary(path) as stream:
-        _, first = _first_object(path, enumerate(stream, 1))
-        return list(first)
+        line, first = _first_object(path, enumerate(stream, 1))
+    header = list(first)
+    if schema is not None:
+        _check_names(path, schema, header, _first_object_mismatch(line), "ndjson")
+    return header
 
 
 def read_records(path: Path, schema: Schema, fmt: str) -> Iterator[Row | Rejected]:
@@ -389,14 +398,17 @@ def _read_ndjson(path: Path, schema: Schema) -> Iterator[Row | Rejected]:
         try:
             lines = enumerate(stream, 1)
             line, first = _first_object(path, lines)
-            what = f"the keys of the first object (line {line}) do not match"
-            _check_names(path, schema, list(first), what, "ndjson")
+            _check_names(path, schema, list(first), _first_object_mismatch(line), "ndjson")
             yield _ndjson_item(schema, first, line)
             for line, raw in lines:
                 if raw.strip():
                     yield _ndjson_line(schema, raw, line)
         except OSError as error:
             raise SeedFileError(f"{path}: cannot read the file: {_os_reason(error)}") from error
+
+
+def _first_object_mismatch(line: int) -> str:
+    return f"the keys of the first object (line {line}) do not match"
 
 
 def _first_object(path: Path, lines: Iterator[tuple[int, bytes]]) -> tuple[int, dict[str, Any]]:
@@ -574,9 +586,11 @@ def _parse_number(rule: _Column, text: str, reasons: list[str]) -> object:
         if not _INTEGER.fullmatch(text):
             reasons.append(f"{rule.name}: {_quote(text)} is not a whole number")
             return None
-        return _check_number(rule, int(text), text, reasons)
+        # Far more digits than any bound; int() would also refuse past 4300 digits.
+        number = int(text) if len(text) <= 100 else rule.bounds[1] + 1
+        return _check_number(rule, number, _shown(text), reasons)
     if _DECIMAL.fullmatch(text) and math.isfinite(float(text)):
-        return _check_number(rule, float(text), text, reasons)
+        return _check_number(rule, float(text), _shown(text), reasons)
     if _DECIMAL.fullmatch(text) or text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
         reasons.append(f"{rule.name}: {_quote(text)} is not a finite number")
     else:
@@ -598,6 +612,11 @@ def _check_number(rule: _Column, number: int | float, shown: str, reasons: list[
         reasons.append(f"{rule.name}: {shown} is outside {low}..{high}")
         return None
     return number
+
+
+def _shown(number: str) -> str:
+    """Show a number as typed, quoted and shortened only when it is very long."""
+    return number if len(number) <= MAX_QUOTED else _quote(number)
 
 
 def _quote(text: str) -> str:
