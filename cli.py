@@ -6,11 +6,13 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import asyncpg
 import typer
 
 from seo_engine import __version__, database, migrate, resources, workflows
@@ -73,6 +75,8 @@ def reported_errors() -> Iterator[None]:
     except SeedRejected as error:
         show_rejections(error.report)
         fail(str(error), EXIT_DATA)
+    except asyncpg.PostgresError as error:
+        fail(f"database error: {error}", EXIT_SOFTWARE)
     except KeyboardInterrupt:
         fail(
             "interrupted; the stored data is unchanged (each load commits in one transaction)",
@@ -82,7 +86,8 @@ def reported_errors() -> Iterator[None]:
 
 def run(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
     """Run one library coroutine the way every command does (SIGTERM exits cleanly)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     return asyncio.run(coroutine_function(*args))
 
 

@@ -217,7 +217,7 @@ class ContentTemplates:
     def page_text(self, texts: list[str]) -> PageText:
         """Group rendered block texts into the fields of a page."""
         pairs = texts[len(TOP_LEVEL) :]
-        cut = 2 * self._sections
+        cut = self._sections  # two blocks (heading, body) per section
         sections = [(pairs[i], pairs[i + 1]) for i in range(0, cut, 2)]
         faq = [(pairs[i], pairs[i + 1]) for i in range(cut, len(pairs), 2)]
         return PageText(texts[0], texts[1], texts[2], texts[3], sections, faq)

@@ -46,6 +46,10 @@ FROM {stage} s JOIN pages p
   ON p.site_id = $1 AND p.service_id = s.service_id AND p.location_id = s.location_id
 WHERE p.content_hash <> s.content_hash OR p.deleted_at IS NOT NULL
 """
+# A path that becomes live again is no longer the source of a redirect.
+MERGE_RECLAIMED = """
+DELETE FROM redirects r USING changed c WHERE r.site_id = $1 AND r.from_path = c.path
+"""
 MERGE_REDIRECTS = """
 INSERT INTO redirects (site_id, from_path, to_path)
 SELECT $1, old_path, path FROM changed WHERE was_live AND old_path <> path
@@ -83,7 +87,7 @@ WHERE p.site_id = $1 AND p.deleted_at IS NULL
     SELECT 1 FROM {stage} s WHERE s.service_id = p.service_id AND s.location_id = p.location_id
   )
 """
-# A path that is live again is no longer the source of a redirect.
+# Newly inserted pages may reclaim a redirected path too.
 MERGE_LIVE_REDIRECTS = """
 DELETE FROM redirects r USING pages p
 WHERE r.site_id = $1 AND p.site_id = $1 AND p.path = r.from_path AND p.deleted_at IS NULL
@@ -196,14 +200,15 @@ async def _merge(
         await connection.execute("SET LOCAL statement_timeout = 0")
         await connection.execute(f"ANALYZE {stage}")
         await connection.execute(MERGE_CHANGED.format(stage=stage), site.id)
-        moved = _rowcount(await connection.execute(MERGE_REDIRECTS, site.id))
+        await connection.execute(MERGE_RECLAIMED, site.id)
         await connection.execute(MERGE_REDIRECT_CHAINS, site.id)
+        moved = _rowcount(await connection.execute(MERGE_REDIRECTS, site.id))
         removed = _rowcount(
             await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id, service_filter)
         )
         updated = _rowcount(await connection.execute(MERGE_UPDATE))
         inserted = _rowcount(await connection.execute(MERGE_INSERT.format(stage=stage), site.id))
-        if moved or inserted or updated:
+        if inserted:
             await connection.execute(MERGE_LIVE_REDIRECTS, site.id)
     return inserted, updated, removed, moved
 

@@ -121,3 +121,9 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the real app, inside its lifespan."""
     async for client in _client(create_app(settings)):
         yield client
+
+
+@pytest.fixture
+def fresh_dsn(databases: Databases) -> str:
+    """A migrated database of this test's own."""
+    return asyncio.run(databases.create())

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seo_engine.sites import SiteError, load_definition, parse_definition
+
+SEEDS = Path(__file__).parent.parent / "seeds"
+
+
+def site(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "slug": "demo",
+        "name": "Demo",
+        "base_url": "https://demo.example/",
+        "content": {"title": "t", "meta_description": "d", "h1": "h", "intro": "i"},
+    }
+    base.update(changes)
+    return base
+
+
+def test_the_bundled_site_file_is_valid() -> None:
+    definition = load_definition(SEEDS / "site.toml")
+    assert definition.slug == "localpros"
+    assert definition.domain == "www.localpros.example"
+
+
+def test_defaults_and_normalisation() -> None:
+    definition = parse_definition(site(), "site.toml")
+    assert definition.base_url == "https://demo.example"
+    assert definition.path_pattern == "/{service}/{location}"
+    assert definition.locale == "en"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"slug": "Not A Slug"}, "slug 'Not A Slug'"),
+        ({"base_url": "https://demo.example/pages"}, "base_url must look like"),
+        ({"base_url": "ftp://demo.example"}, "base_url must look like"),
+        ({"path_pattern": "/{service}"}, "must start with / and contain {service} and {location}"),
+        ({"path_pattern": "/{service}/../{location}"}, "must not contain"),
+        ({"content": {"title": "t"}}, "needs a 'meta_description' template"),
+        ({"generate": {"workers": 3}}, "unknown option 'workers'"),
+        ({"generate": {"index_threshold": 2}}, "index_threshold must be between 0 and 1"),
+        ({"name": ""}, "'name' must be a non-empty string"),
+    ],
+)
+def test_invalid_site_files_are_refused_with_the_reason(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SiteError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        parse_definition(site(**change), "site.toml")
+
+
+def test_a_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("slug = [unclosed")
+    with pytest.raises(SiteError, match="invalid TOML"):
+        load_definition(path)
