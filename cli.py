@@ -84,10 +84,17 @@ def reported_errors() -> Iterator[None]:
         )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
     """Run one library coroutine the way every command does (SIGTERM exits cleanly)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        # Our own handler, so asyncio does not turn Ctrl-C into a cancellation that the
+        # job's cleanup could mask: the interrupt surfaces as KeyboardInterrupt (exit 130).
+        signal.signal(signal.SIGINT, _interrupt)
     return asyncio.run(coroutine_function(*args))
 
 

@@ -159,29 +159,37 @@ async def _render_all(
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=min(workers, len(service_ids)),
         mp_context=context,
         initializer=start,
         initargs=(dsn, settings, site.slug, stage, queue),
-    ) as pool:
-        futures: list[Future[ServiceResult]] = [
-            pool.submit(render_service, service_id) for service_id in service_ids
-        ]
-        waiting = [asyncio.wrap_future(future, loop=loop) for future in futures]
-        try:
-            while not all(future.done() for future in futures):
-                await asyncio.wait(waiting, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
-                _drain(queue, progress)
-                failed = next((f for f in futures if f.done() and f.exception()), None)
-                if failed is not None:
-                    raise failed.exception()  # type: ignore[misc]
+    )
+    futures: list[Future[ServiceResult]] = [
+        pool.submit(render_service, service_id) for service_id in service_ids
+    ]
+    waiting = [asyncio.wrap_future(future, loop=loop) for future in futures]
+    finished = False
+    try:
+        while not all(future.done() for future in futures):
+            await asyncio.wait(waiting, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
             _drain(queue, progress)
-            return [future.result() for future in futures]
-        finally:
-            for future in futures:
-                future.cancel()
-            queue.close()
+            failed = next((f for f in futures if f.done() and f.exception()), None)
+            if failed is not None:
+                raise failed.exception()  # type: ignore[misc]
+        _drain(queue, progress)
+        finished = True
+        return [future.result() for future in futures]
+    finally:
+        if not finished:
+            for wrapper in waiting:  # nobody will read their results now
+                wrapper.cancel()
+            # Failure or Ctrl-C: stop the workers now rather than after their current service.
+            # ProcessPoolExecutor has no public way to do that, hence `_processes`.
+            for process in list(pool._processes.values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        queue.close()
 
 
 def _drain(queue: multiprocessing.Queue[int], progress: Callable[[int], None]) -> None:

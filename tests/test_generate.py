@@ -272,8 +272,9 @@ def bundled_subset(tmp_path: Path, count: int) -> Path:
 
 
 @pytest.mark.faults
-def test_a_generate_killed_mid_copy_leaves_the_page_set_intact(
-    fresh_dsn: str, tmp_path: Path
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGINT])
+def test_a_generate_stopped_mid_copy_leaves_the_page_set_intact(
+    fresh_dsn: str, tmp_path: Path, signal_number: int
 ) -> None:
     assert cli(fresh_dsn, "sites", "add", str(SEEDS / "site.toml")).exit_code == 0
     cli(fresh_dsn, "seed", "locations", str(bundled_subset(tmp_path, 100)))
@@ -296,7 +297,8 @@ def test_a_generate_killed_mid_copy_leaves_the_page_set_intact(
         [sys.executable, "-m", "cli", "generate"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as process:
         deadline = time.monotonic() + 60
         while True:
@@ -313,8 +315,13 @@ def test_a_generate_killed_mid_copy_leaves_the_page_set_intact(
             ):
                 break
             time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        process.send_signal(signal_number)
+        _, errors = process.communicate(timeout=10)
+    if signal_number == signal.SIGINT:
+        assert process.returncode == 130
+        assert errors.splitlines()[-1].startswith(
+            "error: interrupted; the stored data is unchanged"
+        )
     assert pages(fresh_dsn) == before
     deadline = time.monotonic() + 5
     while fetch(
