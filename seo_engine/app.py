@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
-from seo_engine import __version__, database, operations, problems
+from seo_engine import __version__, api, database, operations, problems
+from seo_engine.cursors import CursorError
+from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
 from seo_engine.settings import Settings, load_settings
 
 log = logging.getLogger("seo_engine.app")
@@ -23,6 +26,8 @@ def create_app(settings: Settings) -> FastAPI:
         dsn = await asyncio.to_thread(database.resolve_dsn, settings)
         pool = await database.create_pool(dsn, settings)
         app.state.pool = pool
+        app.state.sites = SiteDirectory()
+        app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield
@@ -37,7 +42,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    app.add_exception_handler(UnknownSite, api.on_unknown_site)
+    app.add_exception_handler(CursorError, api.on_bad_request)
+    app.add_exception_handler(AmbiguousSite, api.on_bad_request)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.include_router(operations.router)
+    app.include_router(api.router)
     return app
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     statement_cache_size: int = Field(
         default=100, ge=0, le=100_000, description="0 behind a transaction-mode pooler."
     )
+    export_concurrency: int = Field(
+        default=2, ge=1, le=100, description="Exports streaming at once per process."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

@@ -22,7 +22,11 @@ from seo_engine.settings import Settings
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+        if (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.obj)
+            and item.get_closest_marker("anyio") is None
+        ):
             item.add_marker(pytest.mark.anyio)
 
 
@@ -127,3 +131,13 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def fresh_dsn(databases: Databases) -> str:
     """A migrated database of this test's own."""
     return asyncio.run(databases.create())
+
+
+@pytest.fixture
+async def site_client(fresh_dsn: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app over a database holding the small generated test site."""
+    from tests.seeding import setup_site
+
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    async for client in _client(create_app(make_settings(fresh_dsn))):
+        yield client

@@ -61,3 +61,12 @@ def setup_site(dsn: str, tmp_path: Path, generate: bool = True) -> None:
     if generate:
         result = cli(dsn, "generate", "--workers", "1")
         assert result.exit_code == 0, result.output
+
+
+async def afetch(dsn: str, query: str, *params: object) -> list[asyncpg.Record]:
+    """`fetch` for async tests."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetch(query, *params)
+    finally:
+        await connection.close()

@@ -1,0 +1,413 @@
+"""JSON API for static site builders under /api/v1/."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from seo_engine import cursors, database, documents, pages, problems, schemas
+from seo_engine.cursors import CursorError
+from seo_engine.dependencies import AppSettings, Pool
+from seo_engine.directory import SiteDirectory
+from seo_engine.pages import PageFilters
+from seo_engine.sites import Site
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+EXPORT_CHUNK = 1000
+NDJSON = "application/x-ndjson"
+API_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.Problem, "content": {problems.PROBLEM_TYPE: {}}, "description": text}
+    for status, text in (
+        (400, "Bad parameter (names it)"),
+        (404, "Unknown site or page"),
+        (503, "Database unavailable or busy; retry after Retry-After seconds"),
+    )
+}
+
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=PROBLEMS)
+
+SiteParam = Annotated[
+    str | None,
+    Query(
+        max_length=60,
+        pattern=SLUG_PATTERN,
+        description="Site slug; may be omitted when the database holds one site.",
+    ),
+]
+SlugParam = Annotated[str | None, Query(max_length=120, pattern=SLUG_PATTERN)]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        max_length=cursors.MAX_CURSOR_CHARS,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Opaque cursor from next_cursor.",
+    ),
+]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"1 to {MAX_LIMIT}.")]
+SinceParam = Annotated[
+    datetime | None,
+    Query(description="Only pages changed at or after this time (ISO 8601); includes tombstones."),
+]
+
+
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(content), status, headers, media_type="application/json")
+
+
+def directory(request: Request) -> SiteDirectory:
+    found: SiteDirectory = request.app.state.sites
+    return found
+
+
+async def resolve_site(
+    request: Request, pool: Any, acquire_timeout: float, slug: str | None
+) -> Site:
+    return await directory(request).resolve(pool, acquire_timeout, slug)
+
+
+async def cursor_key(request: Request, pool: Any, acquire_timeout: float) -> bytes:
+    """The signing key, read once per process (created in the database on first use)."""
+    key: bytes | None = getattr(request.app.state, "cursor_key", None)
+    if key is None:
+        async with database.acquire(pool, acquire_timeout) as connection:
+            key = await cursors.load_key(connection)
+        request.app.state.cursor_key = key
+    return key
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _next_url(request: Request, cursor: str | None) -> str | None:
+    return None if cursor is None else str(request.url.include_query_params(cursor=cursor))
+
+
+def _listing_headers(next_url: str | None) -> dict[str, str]:
+    headers = {"Cache-Control": "no-cache"}
+    if next_url:
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return headers
+
+
+@router.get("/sites", response_model=list[schemas.SiteOut], summary="Every site served")
+async def list_sites(request: Request, pool: Pool, settings: AppSettings) -> Response:
+    known = await directory(request).all(pool, settings.acquire_timeout)
+    return json_response(
+        [
+            {
+                "slug": s.slug,
+                "name": s.name,
+                "base_url": s.base_url,
+                "locale": s.locale,
+                "path_pattern": s.path_pattern,
+            }
+            for s in known
+        ]
+    )
+
+
+SERVICES = """
+SELECT slug, name, category, description, attributes::text AS attributes, updated_at
+FROM services WHERE site_id = $1 ORDER BY slug
+"""
+LOCATIONS = """
+SELECT id, slug, name, region_name, region_code, country_code, population, latitude, longitude,
+       timezone, attributes::text AS attributes, updated_at
+FROM locations
+WHERE site_id = $1 AND ($2::text IS NULL OR region_code = $2) AND id > $3
+ORDER BY id LIMIT $4
+"""
+
+
+@router.get("/services", response_model=schemas.ServiceList, summary="Every service of a site")
+async def list_services(
+    request: Request, pool: Pool, settings: AppSettings, site: SiteParam = None
+) -> Response:
+    chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        rows = await connection.fetch(SERVICES, chosen.id)
+    items = [{**dict(row), "attributes": orjson.Fragment(row["attributes"])} for row in rows]
+    return json_response({"items": items})
+
+
+@router.get(
+    "/locations", response_model=schemas.LocationList, summary="Locations of a site, by cursor"
+)
+async def list_locations(
+    request: Request,
+    pool: Pool,
+    settings: AppSettings,
+    site: SiteParam = None,
+    region: Annotated[str | None, Query(max_length=20, pattern=TEXT_PATTERN)] = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+) -> Response:
+    chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
+    key = await cursor_key(request, pool, settings.acquire_timeout)
+    query = f"locations|{chosen.id}|{region}"
+    after = cursors.decode(key, query, cursor)[0] if cursor else 0
+    if not isinstance(after, int):
+        raise CursorError("cursor is not valid")
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        rows = await connection.fetch(LOCATIONS, chosen.id, region, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = cursors.encode(key, query, [rows[-1]["id"]]) if more else None
+    next_url = _next_url(request, next_cursor)
+    items = [
+        {
+            **{k: v for k, v in dict(row).items() if k != "id"},
+            "attributes": orjson.Fragment(row["attributes"]),
+        }
+        for row in rows
+    ]
+    return json_response(
+        {"items": items, "next_cursor": next_cursor, "next": next_url},
+        headers=_listing_headers(next_url),
+    )
+
+
+async def _filters(
+    connection: database.Connection,
+    site: Site,
+    service: str | None,
+    location: str | None,
+    region: str | None,
+    indexable: bool | None,
+) -> PageFilters | None:
+    """Resolve slugs to ids; None when a named service or location does not exist."""
+    service_id = location_id = None
+    if service is not None:
+        service_id = await pages.dimension_id(connection, site.id, "service", service)
+        if service_id is None:
+            return None
+    if location is not None:
+        location_id = await pages.dimension_id(connection, site.id, "location", location)
+        if location_id is None:
+            return None
+    return PageFilters(service_id, location_id, region, indexable)
+
+
+def _summary(request: Request, site: Site, row: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "path": row["path"],
+        "url": site.base_url + row["path"],
+        "service": row["service_slug"],
+        "location": row["location_slug"],
+        "updated_at": row["updated_at"],
+    }
+    if row["deleted_at"] is not None:
+        item["deleted"] = True
+        return item
+    item.update(
+        title=row["title"],
+        meta_description=row["meta_description"],
+        indexable=row["indexable"],
+        deleted=False,
+        document=str(
+            request.url_for(
+                "page_document", service=row["service_slug"], location=row["location_slug"]
+            ).include_query_params(site=site.slug)
+        ),
+    )
+    return item
+
+
+@router.get(
+    "/pages",
+    response_model=schemas.PageList,
+    summary="Pages of a site in a stable order, by cursor",
+    description=(
+        "Keyset pagination: by id, or by (updated_at, id) with `updated_since`, which also "
+        "returns tombstones of removed pages. `count=estimated` comes from the planner."
+    ),
+)
+async def list_pages(
+    request: Request,
+    pool: Pool,
+    settings: AppSettings,
+    site: SiteParam = None,
+    service: SlugParam = None,
+    location: SlugParam = None,
+    region: Annotated[str | None, Query(max_length=20, pattern=TEXT_PATTERN)] = None,
+    indexable: bool | None = None,
+    updated_since: SinceParam = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    count: Literal["none", "estimated", "exact"] = "none",
+) -> Response:
+    chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
+    since = _aware(updated_since) if updated_since else None
+    key = await cursor_key(request, pool, settings.acquire_timeout)
+    query = "|".join(
+        str(part)
+        for part in (
+            "pages",
+            chosen.id,
+            service,
+            location,
+            region,
+            indexable,
+            since.isoformat() if since else None,
+        )
+    )
+    position = cursors.decode(key, query, cursor) if cursor else None
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        filters = await _filters(connection, chosen, service, location, region, indexable)
+        if filters is None:
+            rows: list[Any] = []
+        elif since is None:
+            after = position[0] if position else 0
+            if not isinstance(after, int):
+                raise CursorError("cursor is not valid")
+            rows = await pages.list_live(connection, chosen.id, filters, after, limit + 1)
+        else:
+            start = (since, 0)
+            if position:
+                try:
+                    start = (datetime.fromisoformat(position[0]), int(position[1]))
+                except (ValueError, TypeError, IndexError):
+                    raise CursorError("cursor is not valid") from None
+            rows = await pages.list_changes(connection, chosen.id, filters, start, limit + 1)
+        total = None
+        if count != "none" and filters is not None:
+            total = await pages.count(connection, chosen.id, filters, since, count == "exact")
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        at = [last["id"]] if since is None else [last["updated_at"].isoformat(), last["id"]]
+        next_cursor = cursors.encode(key, query, at)
+    next_url = _next_url(request, next_cursor)
+    body: dict[str, Any] = {
+        "items": [_summary(request, chosen, row) for row in rows],
+        "next_cursor": next_cursor,
+        "next": next_url,
+    }
+    if count != "none":
+        body["count"] = total or 0
+        body["count_type"] = count
+    return json_response(body, headers=_listing_headers(next_url))
+
+
+def _not_modified(request: Request, tag: str, modified: datetime) -> bool:
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        return match.strip() == "*" or tag in [part.strip() for part in match.split(",")]
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            return modified.replace(microsecond=0) <= parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def _version_headers(tag: str, modified: datetime) -> dict[str, str]:
+    return {
+        "ETag": tag,
+        "Last-Modified": format_datetime(modified.astimezone(UTC), usegmt=True),
+        "Cache-Control": API_CACHE,
+    }
+
+
+@router.get(
+    "/pages/{service}/{location}",
+    name="page_document",
+    response_model=schemas.PageDocument,
+    summary="One whole page document",
+    responses={304: {"description": "Not modified (If-None-Match / If-Modified-Since)"}},
+)
+async def page_document(
+    request: Request,
+    pool: Pool,
+    settings: AppSettings,
+    service: Annotated[str, "service slug"],
+    location: Annotated[str, "location slug"],
+    site: SiteParam = None,
+) -> Response:
+    chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
+    conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        if conditional:
+            version = await pages.page_version(connection, chosen.id, service, location)
+            if version is None:
+                return problems.problem(404, f"no page {service}/{location}")
+            tag = documents.etag(version["content_hash"])
+            if _not_modified(request, tag, version["updated_at"]):
+                return Response(
+                    status_code=304, headers=_version_headers(tag, version["updated_at"])
+                )
+        row = await pages.page_by_slugs(connection, chosen.id, service, location)
+    if row is None:
+        return problems.problem(404, f"no page {service}/{location}")
+    document = documents.page_document(chosen, row)
+    return json_response(document, headers=_version_headers(document["etag"], row["updated_at"]))
+
+
+@router.get(
+    "/export.ndjson",
+    summary="Every page document (and tombstones with updated_since), one JSON per line",
+    response_class=StreamingResponse,
+    responses={200: {"content": {NDJSON: {}}, "description": "PageDocument or Tombstone lines"}},
+)
+async def export(
+    request: Request,
+    pool: Pool,
+    settings: AppSettings,
+    site: SiteParam = None,
+    updated_since: SinceParam = None,
+) -> Response:
+    chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
+    slots: asyncio.Semaphore = request.app.state.export_slots
+    if slots.locked():
+        return problems.unavailable("too many exports are running; retry shortly")
+    since = _aware(updated_since) if updated_since else None
+    timeout = settings.acquire_timeout
+
+    async def lines() -> AsyncIterator[bytes]:
+        # No connection is held across a yield: a client that goes away costs nothing.
+        async with slots:
+            position: tuple[Any, ...] = (0,) if since is None else (since, 0)
+            while True:
+                async with database.acquire(pool, timeout) as connection:
+                    rows = await pages.export_chunk(connection, chosen.id, position, EXPORT_CHUNK)
+                if not rows:
+                    return
+                yield b"".join(
+                    orjson.dumps(
+                        documents.tombstone(chosen, row)
+                        if row["deleted_at"] is not None
+                        else documents.page_document(chosen, row)
+                    )
+                    + b"\n"
+                    for row in rows
+                )
+                last = rows[-1]
+                position = (last["id"],) if since is None else (last["updated_at"], last["id"])
+
+    return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})
+
+
+async def on_unknown_site(request: Request, error: Exception) -> Response:
+    return problems.problem(404, str(error))
+
+
+async def on_bad_request(request: Request, error: Exception) -> Response:
+    return problems.problem(400, str(error))

@@ -1,0 +1,155 @@
+"""Response models: they document the API in OpenAPI; hot paths serialise with orjson."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, served as application/problem+json."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+class SiteOut(BaseModel):
+    slug: str
+    name: str
+    base_url: str
+    locale: str
+    path_pattern: str
+
+
+class ServiceOut(BaseModel):
+    slug: str
+    name: str
+    category: str
+    description: str
+    attributes: dict[str, Any]
+    updated_at: datetime
+
+
+class LocationOut(BaseModel):
+    slug: str
+    name: str
+    region_name: str
+    region_code: str
+    country_code: str
+    population: int
+    latitude: float
+    longitude: float
+    timezone: str
+    attributes: dict[str, Any]
+    updated_at: datetime
+
+
+class Listing(BaseModel):
+    next_cursor: str | None = Field(description="Pass as ?cursor= to get the next page.")
+    next: str | None = Field(description="The URL of the next page; null on the last one.")
+
+
+class LocationList(Listing):
+    items: list[LocationOut]
+
+
+class ServiceList(BaseModel):
+    items: list[ServiceOut]
+
+
+class PageSummary(BaseModel):
+    path: str
+    url: str
+    service: str | None
+    location: str | None
+    title: str | None = None
+    meta_description: str | None = None
+    indexable: bool | None = None
+    updated_at: datetime
+    deleted: bool = Field(False, description="True for a tombstone (only with updated_since).")
+    document: str | None = Field(None, description="API URL of the whole page document.")
+
+
+class PageList(Listing):
+    items: list[PageSummary]
+    count: int | None = Field(None, description="Present when count=estimated or exact.")
+    count_type: Literal["estimated", "exact"] | None = None
+
+
+class Link(BaseModel):
+    path: str
+    name: str
+    distance_km: int | None = None
+
+
+class Links(BaseModel):
+    nearby: list[Link]
+    services: list[Link]
+
+
+class Section(BaseModel):
+    heading: str
+    body: str
+
+
+class Question(BaseModel):
+    question: str
+    answer: str
+
+
+class Crumb(BaseModel):
+    name: str
+    url: str
+
+
+class ServiceRef(BaseModel):
+    slug: str
+    name: str
+    category: str
+
+
+class LocationRef(BaseModel):
+    slug: str
+    name: str
+    region_name: str
+    region_code: str
+    country_code: str
+    population: int
+    latitude: float
+    longitude: float
+
+
+class PageDocument(BaseModel):
+    """Everything needed to render one page, with no further calls."""
+
+    path: str
+    url: str = Field(description="Absolute canonical URL.")
+    site: str
+    service: ServiceRef
+    location: LocationRef
+    title: str
+    meta_description: str
+    h1: str
+    intro: str
+    sections: list[Section]
+    faq: list[Question]
+    links: Links
+    breadcrumbs: list[Crumb]
+    json_ld: dict[str, Any] = Field(
+        description="schema.org @graph: Service, BreadcrumbList, FAQPage"
+    )
+    indexable: bool
+    quality_score: float
+    updated_at: datetime
+    etag: str
+
+
+class Tombstone(BaseModel):
+    path: str
+    url: str
+    deleted: Literal[True]
+    updated_at: datetime
