@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from cli import app
 
 DATA = Path(__file__).parent / "data"
+SEEDS_DIR = Path(__file__).parent.parent / "seeds"
 LOCATION_HEADER = (
     "key,slug,name,region_name,region_code,country_code,population,latitude,longitude,timezone"
 )
@@ -70,3 +72,17 @@ async def afetch(dsn: str, query: str, *params: object) -> list[asyncpg.Record]:
         return await connection.fetch(query, *params)
     finally:
         await connection.close()
+
+
+def subset_of_bundled_locations(tmp_path: Path, count: int) -> Path:
+    """The first `count` US rows of the bundled locations file, as a CSV of their own."""
+    with (SEEDS_DIR / "locations.csv").open(encoding="utf-8") as source:
+        reader = csv.reader(source)
+        header = next(reader)
+        rows = [row for row in reader if row[5] == "US"][:count]
+    target = tmp_path / f"us-{count}.csv"
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return target

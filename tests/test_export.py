@@ -1,0 +1,81 @@
+"""The NDJSON export over real sockets: disconnects and the concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.conftest import make_settings
+from tests.live import live_server
+from tests.seeding import SEEDS_DIR, cli, fetch, subset_of_bundled_locations
+
+
+def build_bundled_site(dsn: str, tmp_path: Path, locations: int) -> int:
+    """The bundled site with `locations` US cities x 120 services; returns the page count."""
+    assert cli(dsn, "sites", "add", str(SEEDS_DIR / "site.toml")).exit_code == 0
+    cli(dsn, "seed", "locations", str(subset_of_bundled_locations(tmp_path, locations)))
+    cli(dsn, "seed", "services", str(SEEDS_DIR / "services.csv"))
+    assert cli(dsn, "generate").exit_code == 0
+    return int(fetch(dsn, "SELECT count(*) AS n FROM pages")[0]["n"])
+
+
+def busy_app_connections(dsn: str) -> int:
+    rows = fetch(
+        dsn,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = 'seo-engine' AND state <> 'idle'",
+    )
+    return int(rows[0]["n"])
+
+
+def test_a_client_that_disconnects_mid_export_frees_its_connection(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    pages = build_bundled_site(fresh_dsn, tmp_path, 60)
+    assert pages == 60 * 120
+    settings = make_settings(fresh_dsn, export_concurrency=1)
+    with live_server(settings) as url:
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port)) as raw:
+            raw.sendall(b"GET /api/v1/export.ndjson HTTP/1.1\r\nHost: test\r\n\r\n")
+            received = raw.recv(65536)
+            assert received.startswith(b"HTTP/1.1 200")
+        disconnected = time.monotonic()
+        while busy_app_connections(fresh_dsn):
+            assert time.monotonic() - disconnected < 1.0, "export kept its connection busy"
+            time.sleep(0.02)
+        # The only export slot is free again: a new export runs to the end.
+        deadline = time.monotonic() + 5
+        while True:
+            response = httpx.get(f"{url}/api/v1/export.ndjson", timeout=60)
+            if response.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert response.status_code == 200
+        assert response.text.count("\n") == pages
+
+
+def test_exports_beyond_the_limit_get_503_while_pages_still_answer(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    build_bundled_site(fresh_dsn, tmp_path, 60)
+    settings = make_settings(fresh_dsn, export_concurrency=1)
+
+    async def scenario(url: str) -> tuple[int, int, int]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            # Uncompressed, the export is far larger than the socket buffers, so the first
+            # stream stays open (and holds the only export slot) while we do not read it.
+            identity = {"Accept-Encoding": "identity"}
+            async with client.stream("GET", "/api/v1/export.ndjson", headers=identity) as first:
+                await anext(first.aiter_bytes())
+                second = await client.get("/api/v1/export.ndjson")
+                page = await client.get("/api/v1/pages?limit=5")
+                return first.status_code, second.status_code, page.status_code
+
+    with live_server(settings) as url:
+        assert asyncio.run(scenario(url)) == (200, 503, 200)
