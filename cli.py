@@ -76,7 +76,13 @@ def reported_errors() -> Iterator[None]:
         show_rejections(error.report)
         fail(str(error), EXIT_DATA)
     except asyncpg.PostgresError as error:
-        fail(f"database error: {error}", EXIT_SOFTWARE)
+        fail(f"database error: {error}; nothing was committed by this step", EXIT_SOFTWARE)
+    except database.CONNECTION_ERRORS as error:
+        fail(
+            f"lost the database connection ({type(error).__name__}); "
+            "nothing was committed by this step",
+            EXIT_UNAVAILABLE,
+        )
     except KeyboardInterrupt:
         fail(
             "interrupted; the stored data is unchanged (each load commits in one transaction)",

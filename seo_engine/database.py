@@ -60,12 +60,19 @@ def server_settings(settings: Settings) -> dict[str, str]:
     }
 
 
-def connect_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments shared by single connections and the pool."""
+def connect_options(settings: Settings, *, bulk: bool = False) -> dict[str, Any]:
+    """Keyword arguments shared by single connections and the pool.
+
+    `bulk` connections (generate, seed) run statements that legitimately take minutes on
+    millions of rows, so they have no statement time limit; everything else does.
+    """
+    session = server_settings(settings)
+    if bulk:
+        session["statement_timeout"] = "0"
     return {
-        "command_timeout": settings.command_timeout,
+        "command_timeout": None if bulk else settings.command_timeout,
         "statement_cache_size": settings.statement_cache_size,
-        "server_settings": server_settings(settings),
+        "server_settings": session,
         "timeout": settings.acquire_timeout + 3.0,
     }
 
@@ -85,10 +92,10 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:
-    """Open one connection with the same timeouts as the pool (for CLI jobs)."""
+async def connect(dsn: str, settings: Settings, *, bulk: bool = False) -> asyncpg.Connection:
+    """Open one connection for a CLI job (pool timeouts unless `bulk`)."""
     try:
-        return await asyncpg.connect(dsn, **connect_options(settings))
+        return await asyncpg.connect(dsn, **connect_options(settings, bulk=bulk))
     except CONNECTION_ERRORS as error:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from None
 
@@ -109,10 +116,10 @@ async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[Connectio
 
 
 @asynccontextmanager
-async def session(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+async def session(settings: Settings, *, bulk: bool = False) -> AsyncIterator[asyncpg.Connection]:
     """One connection for a CLI job: resolve the DSN (embedded or not), connect, close."""
     dsn = await asyncio.to_thread(resolve_dsn, settings)
-    connection = await connect(dsn, settings)
+    connection = await connect(dsn, settings, bulk=bulk)
     try:
         yield connection
     finally:

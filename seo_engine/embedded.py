@@ -80,7 +80,22 @@ def server_dsn(data_dir: Path) -> str:
         raise EmbeddedError(
             f"embedded PostgreSQL failed to start in {pgdata} ({type(error).__name__}); see {log}"
         ) from None
+    _tune_once(server, pgdata)
     return str(server.get_uri())
+
+
+# Bulk merges of millions of rows write gigabytes of WAL; with the default 1 GB between
+# checkpoints the server checkpoints every few seconds during `generate`.
+TUNING = "ALTER SYSTEM SET max_wal_size = '8GB'; ALTER SYSTEM SET checkpoint_timeout = '15min';"
+TUNED_MARKER = ".seo-engine-tuned"
+
+
+def _tune_once(server: object, pgdata: Path) -> None:
+    marker = pgdata / TUNED_MARKER
+    if marker.exists():
+        return
+    server.psql(TUNING + " SELECT pg_reload_conf();")  # type: ignore[attr-defined]
+    marker.write_text("max_wal_size=8GB checkpoint_timeout=15min\n")
 
 
 def handle_pids(data_dir: Path) -> list[int]:

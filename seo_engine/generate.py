@@ -205,7 +205,6 @@ async def _merge(
 ) -> tuple[int, int, int, int]:
     """Apply the stage to pages in one transaction; return inserted, updated, removed, moved."""
     async with connection.transaction():
-        await connection.execute("SET LOCAL statement_timeout = 0")
         await connection.execute(f"ANALYZE {stage}")
         await connection.execute(MERGE_CHANGED.format(stage=stage), site.id)
         await connection.execute(MERGE_RECLAIMED, site.id)
@@ -240,7 +239,7 @@ async def generate(
 ) -> GenerateReport:
     """Build the selected pages of a site; the stored page set changes only at the merge."""
     dsn = await asyncio.to_thread(database.resolve_dsn, settings)
-    connection = await database.connect(dsn, settings)
+    connection = await database.connect(dsn, settings, bulk=True)
     try:
         site = await sites.find(connection, options.site)
         if not await connection.fetchval(TRY_LOCK, GENERATE_LOCK_CLASS, site.id):

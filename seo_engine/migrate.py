@@ -131,7 +131,7 @@ async def migrate(connection: Connection) -> list[Migration]:
 
 async def run_migrations(settings: Settings) -> list[Migration]:
     """Connect with the configured settings and apply pending migrations."""
-    async with database.session(settings) as connection:
+    async with database.session(settings, bulk=True) as connection:
         return await migrate(connection)
 
 

@@ -109,8 +109,7 @@ def start(dsn: str, settings: Settings, site_slug: str, stage: str, progress: Qu
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     loop = asyncio.new_event_loop()
-    connection = loop.run_until_complete(database.connect(dsn, settings))
-    loop.run_until_complete(connection.execute("SET statement_timeout = 0"))
+    connection = loop.run_until_complete(database.connect(dsn, settings, bulk=True))
     builder = loop.run_until_complete(load_builder(connection, site_slug))
     _worker = _Worker(loop, connection, builder, stage, progress)
 

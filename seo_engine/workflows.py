@@ -39,7 +39,7 @@ async def seed_file(
     settings: Settings, site_slug: str | None, kind: str, path: Path, options: SeedOptions
 ) -> SeedReport:
     """Load one seed file into a site, with a progress line on long files."""
-    async with database.session(settings) as connection:
+    async with database.session(settings, bulk=True) as connection:
         site = await sites.find(connection, site_slug)
         progress = Progress(f"seed {kind}", total=_count_lines(path) - 1, unit="rows")
         report = await dimensions.seed(connection, site, kind, path, options, progress.advance)
