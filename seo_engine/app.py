@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from seo_engine import __version__, api, database, operations, problems
+from seo_engine import __version__, api, database, operations, problems, sitemaps, web
 from seo_engine.cursors import CursorError
 from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
 from seo_engine.settings import Settings, load_settings
@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool = pool
         app.state.sites = SiteDirectory()
         app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
+        app.state.shards = sitemaps.ShardCache()
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield
@@ -48,6 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.include_router(operations.router)
     app.include_router(api.router)
+    app.include_router(sitemaps.router)
+    app.include_router(web.router)  # last: its catch-all route serves every other path
     return app
 
 

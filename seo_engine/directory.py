@@ -49,3 +49,13 @@ class SiteDirectory:
         raise AmbiguousSite(
             "several sites are served; pass ?site= one of: " + ", ".join(s.slug for s in known)
         )
+
+    async def by_host(self, pool: asyncpg.Pool, acquire_timeout: float, host: str) -> Site | None:
+        """The site whose domain is this Host header; else the default (first) site."""
+        known = await self.all(pool, acquire_timeout)
+        host = host.lower()
+        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        for site in known:
+            if site.domain in (host, bare):
+                return site
+        return known[0] if known else None

@@ -92,9 +92,13 @@ def json_ld(
     return {"@context": SCHEMA_ORG, "@graph": graph}
 
 
-def page_document(site: Site, row: asyncpg.Record) -> dict[str, Any]:
-    """The whole page as the API serves it (see PageDocument in api.py for the schema)."""
+def page_document(site: Site, row: asyncpg.Record, *, parsed: bool = False) -> dict[str, Any]:
+    """The whole page as the API serves it (see schemas.PageDocument).
+
+    Stored JSON is passed through as-is for serialisation, or parsed for templates.
+    """
     faq = orjson.loads(row["faq"])
+    passthrough = orjson.loads if parsed else orjson.Fragment
     crumbs = breadcrumbs(site, row)
     return {
         "path": row["path"],
@@ -119,9 +123,9 @@ def page_document(site: Site, row: asyncpg.Record) -> dict[str, Any]:
         "meta_description": row["meta_description"],
         "h1": row["h1"],
         "intro": row["intro"],
-        "sections": orjson.Fragment(row["sections"]),
+        "sections": passthrough(row["sections"]),
         "faq": faq,
-        "links": orjson.Fragment(row["links"]),
+        "links": passthrough(row["links"]),
         "breadcrumbs": crumbs,
         "json_ld": json_ld(site, row, crumbs, faq),
         "indexable": row["indexable"],

@@ -32,6 +32,16 @@ JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
 JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
 WHERE s.site_id = $1 AND s.slug = $2
 """
+PAGE_BY_PATH = f"""
+SELECT {DOCUMENT_COLUMNS}
+FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
+WHERE p.site_id = $1 AND p.path = $2 AND p.deleted_at IS NULL
+"""  # noqa: S608 (constant columns)
+PAGE_VERSION_BY_PATH = """
+SELECT content_hash, updated_at, indexable FROM pages
+WHERE site_id = $1 AND path = $2 AND deleted_at IS NULL
+"""
+REDIRECT = "SELECT to_path FROM redirects WHERE site_id = $1 AND from_path = $2"
 SERVICE_ID = "SELECT id FROM services WHERE site_id = $1 AND slug = $2"
 LOCATION_ID = "SELECT id FROM locations WHERE site_id = $1 AND slug = $2"
 
@@ -103,6 +113,21 @@ async def page_by_slugs(
     connection: Connection, site_id: int, service: str, location: str
 ) -> asyncpg.Record | None:
     return await connection.fetchrow(PAGE_BY_SLUGS, site_id, service, location)
+
+
+async def page_by_path(connection: Connection, site_id: int, path: str) -> asyncpg.Record | None:
+    return await connection.fetchrow(PAGE_BY_PATH, site_id, path)
+
+
+async def page_version_by_path(
+    connection: Connection, site_id: int, path: str
+) -> asyncpg.Record | None:
+    return await connection.fetchrow(PAGE_VERSION_BY_PATH, site_id, path)
+
+
+async def redirect_target(connection: Connection, site_id: int, path: str) -> str | None:
+    target: str | None = await connection.fetchval(REDIRECT, site_id, path)
+    return target
 
 
 async def page_version(

@@ -46,6 +46,27 @@ class _Column:
     required: bool = False
     max_length: int | None = None
     bounds: tuple[int, int] = (0, 0)
+    reserved: frozenset[str] = frozenset()
+
+
+# First path segments the web app uses itself, so no service hub may take them.
+RESERVED_SERVICE_SLUGS = frozenset(
+    (
+        "api",
+        "in",
+        "regions",
+        "sitemaps",
+        "static",
+        "docs",
+        "openapi-json",
+        "healthz",
+        "readyz",
+        "metrics",
+        "robots-txt",
+        "sitemap-xml",
+        "favicon-ico",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,7 @@ LOCATIONS = _schema(
 SERVICES = _schema(
     "services",
     _Column("key", required=True, max_length=100),
-    _Column("slug", "slug", required=True, max_length=120),
+    _Column("slug", "slug", required=True, max_length=120, reserved=RESERVED_SERVICE_SLUGS),
     _Column("name", required=True, max_length=200),
     _Column("category", max_length=100),
     _Column("description", max_length=2000),
@@ -567,6 +588,9 @@ def _parse(rule: _Column, raw: object, reasons: list[str]) -> object:
         return None
     if rule.kind == "slug" and not _SLUG.fullmatch(text):
         reasons.append(f"slug: {_quote(text)} must be lowercase letters, digits and single hyphens")
+        return None
+    if text in rule.reserved:
+        reasons.append(f"slug: {_quote(text)} is reserved for the site's own pages")
         return None
     if rule.kind == "country":
         if not _COUNTRY.fullmatch(text):

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     export_concurrency: int = Field(
         default=2, ge=1, le=100, description="Exports streaming at once per process."
     )
+    robots_disallow_all: bool = Field(
+        default=False, description="Staging: robots.txt disallows everything."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

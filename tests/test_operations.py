@@ -43,8 +43,8 @@ async def test_healthz_stays_fast_while_every_connection_is_busy(database_url: s
             assert ready.headers["cache-control"] == "no-store"
 
 
-async def test_unknown_paths_get_a_problem_document(client: httpx.AsyncClient) -> None:
-    response = await client.get("/no/such/thing")
+async def test_unknown_api_paths_get_a_problem_document(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/no/such/thing")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 404

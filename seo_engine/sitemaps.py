@@ -1,0 +1,255 @@
+"""Sitemaps (an index plus shards of at most 50,000 URLs) and robots.txt, streamed."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+import asyncpg
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from seo_engine import database, hubs
+from seo_engine.database import Connection
+from seo_engine.dependencies import AppSettings, Pool
+from seo_engine.directory import SiteDirectory
+from seo_engine.sites import Site
+
+URLS_PER_SHARD = 50_000
+CHUNK = 10_000
+SHARDS_CACHE_SECONDS = 60.0
+SITEMAP_CACHE = "public, max-age=3600, s-maxage=3600, stale-while-revalidate=86400"
+XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
+URLSET_OPEN = '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+INDEX_OPEN = '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+
+# Live, indexable pages cut into shards of URLS_PER_SHARD by id, with each shard's range
+# and newest change; computed in one pass and cached for a minute.
+SHARDS = f"""
+SELECT shard, min(id) AS first_id, max(id) AS last_id, max(updated_at) AS lastmod,
+       count(*) AS urls
+FROM (
+    SELECT id, updated_at, (row_number() OVER (ORDER BY id) - 1) / {URLS_PER_SHARD} AS shard
+    FROM pages WHERE site_id = $1 AND deleted_at IS NULL AND indexable
+) numbered
+GROUP BY shard ORDER BY shard
+"""  # noqa: S608 (constant)
+SHARD_URLS = """
+SELECT id, path, updated_at FROM pages
+WHERE site_id = $1 AND id > $2 AND id <= $3 AND deleted_at IS NULL AND indexable
+ORDER BY id LIMIT $4
+"""
+HUB_PATHS = """
+SELECT '/' || slug || '/' AS path, updated_at FROM services WHERE site_id = $1
+UNION ALL
+SELECT '/in/' || slug || '/', updated_at FROM locations WHERE site_id = $1
+"""
+REGION_SLUGS = f"SELECT DISTINCT {hubs.REGION_SLUG} AS slug FROM locations WHERE site_id = $1"  # noqa: S608
+NEWEST_DIMENSION = """
+SELECT greatest((SELECT max(updated_at) FROM services WHERE site_id = $1),
+                (SELECT max(updated_at) FROM locations WHERE site_id = $1))
+"""
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Shard:
+    number: int
+    first_id: int
+    last_id: int
+    lastmod: datetime
+    urls: int
+
+
+class ShardCache:
+    """Per-site shard boundaries, so the index and each shard agree for a minute."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[float, list[Shard]]] = {}
+
+    async def shards(self, connection: Connection, site_id: int) -> list[Shard]:
+        cached = self._entries.get(site_id)
+        if cached and time.monotonic() - cached[0] < SHARDS_CACHE_SECONDS:
+            return cached[1]
+        rows = await connection.fetch(SHARDS, site_id)
+        shards = [
+            Shard(r["shard"] + 1, r["first_id"], r["last_id"], r["lastmod"], r["urls"])
+            for r in rows
+        ]
+        self._entries[site_id] = (time.monotonic(), shards)
+        return shards
+
+
+def _w3c(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def url_entry(base_url: str, path: str, lastmod: datetime | None) -> str:
+    entry = f"<url><loc>{escape(base_url + path)}</loc>"
+    if lastmod is not None:
+        entry += f"<lastmod>{_w3c(lastmod)}</lastmod>"
+    return entry + "</url>\n"
+
+
+def index_xml(site: Site, shards: list[Shard], hubs_lastmod: datetime | None) -> str:
+    """The sitemap index: the hubs sitemap, then one entry per page shard."""
+    parts = [XML_HEAD, INDEX_OPEN]
+    hubs_entry = f"<sitemap><loc>{escape(site.base_url)}/sitemaps/hubs.xml</loc>"
+    if hubs_lastmod is not None:
+        hubs_entry += f"<lastmod>{_w3c(hubs_lastmod)}</lastmod>"
+    parts.append(hubs_entry + "</sitemap>\n")
+    for shard in shards:
+        parts.append(
+            f"<sitemap><loc>{escape(site.base_url)}/sitemaps/pages-{shard.number}.xml</loc>"
+            f"<lastmod>{_w3c(shard.lastmod)}</lastmod></sitemap>\n"
+        )
+    parts.append("</sitemapindex>\n")
+    return "".join(parts)
+
+
+async def shard_chunks(
+    pool: asyncpg.Pool, timeout: float, site: Site, shard: Shard
+) -> AsyncIterator[str]:
+    """A shard's XML in pieces; no connection is held while a piece is being sent."""
+    yield XML_HEAD + URLSET_OPEN
+    after = shard.first_id - 1
+    while after < shard.last_id:
+        async with database.acquire(pool, timeout) as connection:
+            rows = await connection.fetch(SHARD_URLS, site.id, after, shard.last_id, CHUNK)
+        if not rows:
+            break
+        yield "".join(url_entry(site.base_url, r["path"], r["updated_at"]) for r in rows)
+        after = rows[-1]["id"]
+    yield "</urlset>\n"
+
+
+async def hubs_xml(connection: Connection, site: Site) -> str:
+    rows = await connection.fetch(HUB_PATHS, site.id)
+    regions = await connection.fetch(REGION_SLUGS, site.id)
+    parts = [XML_HEAD, URLSET_OPEN, url_entry(site.base_url, "/", None)]
+    parts.append(url_entry(site.base_url, "/regions/", None))
+    parts.extend(url_entry(site.base_url, f"/regions/{r['slug']}/", None) for r in regions)
+    parts.extend(url_entry(site.base_url, r["path"], r["updated_at"]) for r in rows)
+    parts.append("</urlset>\n")
+    return "".join(parts)
+
+
+def robots_txt(site: Site, disallow_all: bool) -> str:
+    if disallow_all:
+        return "# staging: nothing here is for search engines\nUser-agent: *\nDisallow: /\n"
+    return (
+        "User-agent: *\n"
+        "Allow: /\n"
+        "Disallow: /api/\n"
+        "Disallow: /docs\n"
+        "Disallow: /openapi.json\n"
+        "Disallow: /healthz\n"
+        "Disallow: /readyz\n"
+        "Disallow: /metrics\n"
+        f"\nSitemap: {site.base_url}/sitemap.xml\n"
+    )
+
+
+async def _site(request: Request, pool: Any, timeout: float) -> Site | None:
+    directory: SiteDirectory = request.app.state.sites
+    return await directory.by_host(pool, timeout, request.headers.get("host", ""))
+
+
+def _xml(body: str, request: Request, etag: str, compressed: bool = False) -> Response:
+    headers = {"ETag": etag, "Cache-Control": SITEMAP_CACHE}
+    if request.headers.get("if-none-match", "") == etag:
+        return Response(status_code=304, headers=headers)
+    if compressed:
+        return Response(
+            gzip.compress(body.encode(), 6, mtime=0), headers=headers, media_type="application/gzip"
+        )
+    return Response(body, headers=headers, media_type="application/xml")
+
+
+def _etag(*parts: object) -> str:
+    return f'"{zlib.crc32(repr(parts).encode()):08x}"'
+
+
+def _missing() -> Response:
+    return Response(
+        "no such sitemap",
+        status_code=404,
+        media_type="text/plain",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.api_route("/robots.txt", methods=["GET", "HEAD"])
+async def robots(request: Request, pool: Pool, settings: AppSettings) -> Response:
+    site = await _site(request, pool, settings.acquire_timeout)
+    if site is None:
+        return _missing()
+    body = robots_txt(site, settings.robots_disallow_all)
+    return Response(body, media_type="text/plain", headers={"Cache-Control": SITEMAP_CACHE})
+
+
+@router.api_route("/sitemap.xml", methods=["GET", "HEAD"])
+async def sitemap_index(request: Request, pool: Pool, settings: AppSettings) -> Response:
+    site = await _site(request, pool, settings.acquire_timeout)
+    if site is None:
+        return _missing()
+    cache: ShardCache = request.app.state.shards
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        shards = await cache.shards(connection, site.id)
+        newest = await connection.fetchval(NEWEST_DIMENSION, site.id)
+    etag = _etag(site.id, [(s.first_id, s.last_id, s.lastmod, s.urls) for s in shards], newest)
+    return _xml(index_xml(site, shards, newest), request, etag)
+
+
+@router.api_route("/sitemaps/hubs.xml", methods=["GET", "HEAD"])
+@router.api_route("/sitemaps/hubs.xml.gz", methods=["GET", "HEAD"])
+async def hubs_sitemap(request: Request, pool: Pool, settings: AppSettings) -> Response:
+    site = await _site(request, pool, settings.acquire_timeout)
+    if site is None:
+        return _missing()
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        body = await hubs_xml(connection, site)
+    compressed = request.url.path.endswith(".gz")
+    return _xml(body, request, _etag(site.id, zlib.crc32(body.encode()), compressed), compressed)
+
+
+@router.api_route("/sitemaps/pages-{number}.xml", methods=["GET", "HEAD"])
+@router.api_route("/sitemaps/pages-{number}.xml.gz", methods=["GET", "HEAD"])
+async def pages_sitemap(
+    request: Request, number: str, pool: Pool, settings: AppSettings
+) -> Response:
+    site = await _site(request, pool, settings.acquire_timeout)
+    if site is None or not number.isdigit() or len(number) > 6:
+        return _missing()
+    cache: ShardCache = request.app.state.shards
+    async with database.acquire(pool, settings.acquire_timeout) as connection:
+        shards = await cache.shards(connection, site.id)
+    shard = next((s for s in shards if s.number == int(number)), None)
+    if shard is None:
+        return _missing()
+    compressed = request.url.path.endswith(".gz")
+    etag = _etag(site.id, shard.first_id, shard.last_id, shard.lastmod, shard.urls, compressed)
+    headers = {"ETag": etag, "Cache-Control": SITEMAP_CACHE}
+    if request.headers.get("if-none-match", "") == etag:
+        return Response(status_code=304, headers=headers)
+    chunks = shard_chunks(pool, settings.acquire_timeout, site, shard)
+    if compressed:
+        return StreamingResponse(_gzip(chunks), headers=headers, media_type="application/gzip")
+    return StreamingResponse(
+        (chunk.encode() async for chunk in chunks), headers=headers, media_type="application/xml"
+    )
+
+
+async def _gzip(chunks: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: gzip container
+    async for chunk in chunks:
+        if data := compressor.compress(chunk.encode()):
+            yield data
+    yield compressor.flush()

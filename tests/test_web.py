@@ -1,0 +1,265 @@
+"""The rendered site through the real app: markup, links, status codes, caching, XSS."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.seeding import LOCATIONS, SERVICES
+
+pytestmark = pytest.mark.anyio
+
+
+class Markup(HTMLParser):
+    """Collects what SEO checks look at: head tags, headings, links, JSON-LD blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meta: dict[str, str] = {}
+        self.links: list[dict[str, str]] = []
+        self.anchors: list[str] = []
+        self.h1: list[str] = []
+        self.json_ld: list[str] = []
+        self.title = ""
+        self.lang = ""
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "html":
+            self.lang = values.get("lang", "")
+        elif tag == "meta":
+            key = values.get("name") or values.get("property")
+            if key:
+                self.meta[key] = values.get("content", "")
+        elif tag == "link":
+            self.links.append(values)
+        elif tag == "a" and "href" in values:
+            self.anchors.append(values["href"])
+        elif tag in ("h1", "title"):
+            self._in = tag
+        elif tag == "script" and values.get("type") == "application/ld+json":
+            self._in = "json_ld"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "h1":
+            self.h1.append(data)
+        elif self._in == "title":
+            self.title += data
+        elif self._in == "json_ld":
+            self.json_ld.append(data)
+
+
+def parse(body: str) -> Markup:
+    markup = Markup()
+    markup.feed(body)
+    return markup
+
+
+async def test_a_page_carries_every_seo_signal(site_client: httpx.AsyncClient) -> None:
+    response = await site_client.get("/roof-repair/austin-tx")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    page = parse(response.text)
+    assert page.lang == "en"
+    assert page.title in ("Roof Repair in Austin", "Austin Roof Repair")
+    assert page.meta["description"] == "Find roof repair in Austin, population 961,855."
+    assert page.meta["robots"] == "index,follow"
+    assert page.meta["viewport"].startswith("width=device-width")
+    assert page.meta["og:url"] == "https://test.example/roof-repair/austin-tx"
+    assert page.meta["og:title"] == page.title
+    assert page.meta["twitter:card"] == "summary"
+    canonical = [link for link in page.links if link.get("rel") == "canonical"]
+    assert [link["href"] for link in canonical] == ["https://test.example/roof-repair/austin-tx"]
+    alternate = [link for link in page.links if link.get("rel") == "alternate"]
+    assert alternate[0]["type"] == "application/json"
+    assert urlsplit(alternate[0]["href"]).path == "/api/v1/pages/roof-repair/austin-tx"
+    assert page.h1 == ["Roof Repair in Austin"]
+    graph = json.loads(page.json_ld[0])["@graph"]
+    assert json.loads(page.json_ld[0])["@context"] == "https://schema.org"
+    assert [node["@type"] for node in graph] == ["Service", "BreadcrumbList", "FAQPage"]
+    assert graph[0]["areaServed"]["@type"] == "City"
+    assert [item["name"] for item in graph[1]["itemListElement"]] == [
+        "Home",
+        "Roof Repair",
+        "Austin",
+    ]
+    assert "/roof-repair/round-rock-tx" in page.anchors
+    assert "/gutter-cleaning/austin-tx" in page.anchors
+
+
+async def test_non_indexable_pages_say_noindex_in_markup_and_header(
+    site_client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    from tests.seeding import afetch
+
+    await afetch(
+        fresh_dsn, "UPDATE pages SET indexable = false WHERE path = '/roof-repair/waco-tx'"
+    )
+    response = await site_client.get("/roof-repair/waco-tx")
+    assert parse(response.text).meta["robots"] == "noindex,follow"
+    assert response.headers["x-robots-tag"] == "noindex, follow"
+
+
+async def test_every_link_from_home_resolves_within_three_clicks(
+    site_client: httpx.AsyncClient,
+) -> None:
+    seen: dict[str, int] = {"/": 0}
+    queue = ["/"]
+    while queue:
+        path = queue.pop(0)
+        response = await site_client.get(path)
+        assert response.status_code == 200, path
+        if seen[path] == 3:
+            continue
+        for href in parse(response.text).anchors:
+            target = urlsplit(href)
+            if target.netloc or href.startswith("/sitemap"):
+                continue
+            local = target.path + (f"?{target.query}" if target.query else "")
+            if local not in seen:
+                seen[local] = seen[path] + 1
+                queue.append(local)
+    pages = {f"/{s.split(',')[1]}/{l.split(',')[1]}" for s in SERVICES for l in LOCATIONS}
+    assert pages <= set(seen)
+    assert max(seen[page] for page in pages) <= 3
+
+
+async def test_unknown_paths_get_a_real_404_page(site_client: httpx.AsyncClient) -> None:
+    response = await site_client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.headers["cache-control"] == "no-store"
+    assert parse(response.text).h1 == ["Page not found"]
+    assert (await site_client.get("/roof-repair/?page=99")).status_code == 404
+    assert (await site_client.get("/roof-repair/austin-tx%00")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/Roof-Repair/Austin-TX", "/roof-repair/austin-tx"),
+        ("/roof-repair/austin-tx/", "/roof-repair/austin-tx"),
+        ("/roof-repair", "/roof-repair/"),
+        ("/in/austin-tx", "/in/austin-tx/"),
+    ],
+)
+async def test_case_and_slash_variants_redirect_to_the_canonical_path(
+    site_client: httpx.AsyncClient, path: str, target: str
+) -> None:
+    response = await site_client.get(path)
+    assert response.status_code == 301
+    assert response.headers["location"] == target
+
+
+async def test_a_stored_redirect_answers_301(
+    site_client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    from tests.seeding import afetch
+
+    await afetch(
+        fresh_dsn,
+        "INSERT INTO redirects (site_id, from_path, to_path) "
+        "SELECT id, '/old/austin', '/roof-repair/austin-tx' FROM sites",
+    )
+    response = await site_client.get("/old/austin?utm=x")
+    assert (response.status_code, response.headers["location"]) == (
+        301,
+        "/roof-repair/austin-tx?utm=x",
+    )
+
+
+async def test_head_works_everywhere(site_client: httpx.AsyncClient) -> None:
+    for path in ("/", "/roof-repair/", "/roof-repair/austin-tx", "/sitemap.xml", "/robots.txt"):
+        get = await site_client.get(path)
+        head = await site_client.head(path)
+        assert head.status_code == 200, path
+        assert head.headers["content-type"] == get.headers["content-type"]
+    assert (await site_client.head("/missing")).status_code == 404
+
+
+async def test_conditional_requests_get_304(site_client: httpx.AsyncClient) -> None:
+    for path in ("/roof-repair/austin-tx", "/", "/sitemap.xml"):
+        first = await site_client.get(path)
+        etag = first.headers["etag"]
+        again = await site_client.get(path, headers={"If-None-Match": etag})
+        assert (again.status_code, again.content) == (304, b""), path
+    page = await site_client.get("/roof-repair/austin-tx")
+    by_date = await site_client.get(
+        "/roof-repair/austin-tx", headers={"If-Modified-Since": page.headers["last-modified"]}
+    )
+    assert by_date.status_code == 304
+    cache = page.headers["cache-control"]
+    assert all(
+        part in cache for part in ("public", "s-maxage", "stale-while-revalidate", "stale-if-error")
+    )
+
+
+async def test_html_is_gzipped_for_clients_that_accept_it(site_client: httpx.AsyncClient) -> None:
+    response = await site_client.get("/roof-repair/", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+
+
+async def test_the_host_header_picks_the_site(
+    site_client: httpx.AsyncClient, fresh_dsn: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from tests.seeding import DATA, cli
+
+    second = (DATA / "site.toml").read_text()
+    second = second.replace('"testsite"', '"second"').replace("test.example", "second.example")
+    second = second.replace('name = "Test Pros"', 'name = "Second Pros"')
+    (tmp_path / "second.toml").write_text(second)
+    await asyncio.to_thread(cli, fresh_dsn, "sites", "add", str(tmp_path / "second.toml"))
+    site_client._transport.app.state.sites = type(site_client._transport.app.state.sites)()  # type: ignore[attr-defined]
+    home = await site_client.get("/", headers={"Host": "second.example"})
+    assert parse(home.text).h1 == ["Second Pros"]
+    default = await site_client.get("/", headers={"Host": "unknown.example"})
+    assert parse(default.text).h1 == ["Test Pros"]
+
+
+async def test_sitemaps_list_every_indexable_page_once(
+    site_client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    from tests.seeding import afetch
+
+    await afetch(
+        fresh_dsn, "UPDATE pages SET indexable = false WHERE path = '/roof-repair/waco-tx'"
+    )
+    index = await site_client.get("/sitemap.xml")
+    assert index.headers["content-type"] == "application/xml"
+    shards = re.findall(r"<loc>https://test\.example(/sitemaps/[^<]+)</loc>", index.text)
+    assert shards == ["/sitemaps/hubs.xml", "/sitemaps/pages-1.xml"]
+    urls = re.findall(
+        r"<loc>https://test\.example([^<]+)</loc>",
+        (await site_client.get("/sitemaps/pages-1.xml")).text,
+    )
+    assert len(urls) == len(set(urls)) == len(SERVICES) * len(LOCATIONS) - 1
+    assert "/roof-repair/waco-tx" not in urls
+    for path in urls[:3]:
+        page = await site_client.get(path)
+        canonical = [l["href"] for l in parse(page.text).links if l.get("rel") == "canonical"]
+        assert canonical == [f"https://test.example{path}"]
+    gz = await site_client.get("/sitemaps/pages-1.xml.gz")
+    import gzip
+
+    assert gzip.decompress(gz.content).decode().count("<url>") == len(urls)
+    assert (await site_client.get("/sitemaps/pages-2.xml")).status_code == 404
+
+
+async def test_robots_txt_points_at_the_sitemap_and_keeps_crawlers_out_of_the_api(
+    site_client: httpx.AsyncClient,
+) -> None:
+    body = (await site_client.get("/robots.txt")).text
+    assert "Sitemap: https://test.example/sitemap.xml" in body
+    assert "Disallow: /api/" in body
+    assert "Allow: /" in body
