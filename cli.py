@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -25,6 +26,7 @@ from seo_engine.seedfile import SeedFileError, detect_format
 from seo_engine.server import ServeOptions, serve_app
 from seo_engine.settings import Settings, SettingsError, load_settings
 from seo_engine.sites import SiteError
+from seo_engine.static_export import ExportError
 
 # sysexits.h codes, so scripts can tell bad input from an unreachable database.
 EXIT_DATA = 65
@@ -50,6 +52,10 @@ seed_app = typer.Typer(help="Load locations or services from CSV or NDJSON.", no
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(seed_app, name="seed")
+export_app = typer.Typer(
+    help="Write the page set to files: a static site or NDJSON.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -70,7 +76,7 @@ def reported_errors() -> Iterator[None]:
         fail(str(error), EXIT_SOFTWARE)
     except GenerateBusy as error:
         fail(str(error), EXIT_TEMPORARY)
-    except (SiteError, SeedFileError, ContentError, GenerateError) as error:
+    except (SiteError, SeedFileError, ContentError, GenerateError, ExportError) as error:
         fail(str(error), EXIT_DATA)
     except SeedRejected as error:
         show_rejections(error.report)
@@ -329,6 +335,47 @@ def generate(
     with reported_errors():
         report = run(workflows.generate_pages, config, options)
     show_generate(report)
+
+
+@export_app.command("static")
+def export_static(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the site into.")],
+    site: SiteOption = None,
+) -> None:
+    """Write every page, hub, the 404 page, sitemaps and robots.txt as static files.
+
+    Pages become PATH.html and hubs PATH/index.html (serve with e.g. nginx
+    `try_files $uri $uri.html $uri/index.html =404`).
+
+    Example: seo-engine export static public/
+    """
+    config = settings()
+    with reported_errors():
+        report = run(workflows.export_static, config, site, folder)
+    typer.echo(
+        f"{report.site}: {report.pages:,} pages, {report.hubs:,} hubs and "
+        f"{report.sitemaps:,} sitemaps written to {report.target}"
+    )
+
+
+@export_app.command("ndjson")
+def export_ndjson(
+    file: Annotated[Path, typer.Argument(help="File to write, one page document per line.")],
+    site: SiteOption = None,
+    updated_since: Annotated[
+        datetime | None,
+        typer.Option(help="Only pages changed since (ISO 8601), with tombstones."),
+    ] = None,
+) -> None:
+    """Write every page document as NDJSON (the same documents the API serves).
+
+    Example: seo-engine export ndjson pages.ndjson --updated-since 2026-11-01T00:00:00Z
+    """
+    config = settings()
+    since = updated_since.replace(tzinfo=updated_since.tzinfo or UTC) if updated_since else None
+    with reported_errors():
+        report = run(workflows.export_ndjson, config, site, file, since)
+    typer.echo(f"{report.site}: {report.pages:,} documents written to {report.target}")
 
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]

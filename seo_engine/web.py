@@ -21,7 +21,7 @@ HTML_CACHE = (
     "public, max-age=300, s-maxage=86400, stale-while-revalidate=86400, stale-if-error=604800"
 )
 MAX_PATH = 1000
-SERVICE_HUB = re.compile(r"^/([a-z0-9]+(?:-[a-z0-9]+)*)/$")
+SERVICE_HUB = re.compile(r"^/([a-z0-9]+(?:-[a-z0-9]+)*)/(?:page/([1-9][0-9]{0,4})/)?$")
 LOCATION_HUB = re.compile(r"^/in/([a-z0-9]+(?:-[a-z0-9]+)*)/$")
 REGION_HUB = re.compile(r"^/regions/([a-z0-9]+(?:-[a-z0-9]+)*)/$")
 
@@ -123,9 +123,7 @@ def _hub(site: Site, template: str, title: str, description: str, path: str, **c
     )
 
 
-async def render_hub(
-    connection: Connection, site: Site, path: str, page_number: int
-) -> Rendered | None:
+async def render_hub(connection: Connection, site: Site, path: str) -> Rendered | None:
     """Home, the regions index, a region, a location or a service hub; None if no such hub."""
     if path == "/":
         data = await hubs.home(connection, site.id)
@@ -183,10 +181,13 @@ async def render_hub(
             )
         )
     if found := SERVICE_HUB.match(path):
+        page_number = int(found[2] or 1)
+        if found[2] == "1":  # page 1 lives at the hub's own path
+            return None
         service_hub = await hubs.service_hub(connection, site.id, found[1], page_number)
         if service_hub is None:
             return None
-        canonical_path = path if page_number == 1 else f"{path}?page={page_number}"
+        canonical_path = path
         name = service_hub.service["name"]
         return Rendered(
             _hub(
@@ -232,15 +233,10 @@ def _moved(request: Request, path: str) -> Response:
     return RedirectResponse(str(target), status_code=301, headers={"Cache-Control": HTML_CACHE})
 
 
-def _page_number(request: Request) -> int | None:
-    raw = request.query_params.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 6 else None
-
-
 async def _exists(connection: Connection, site: Site, path: str) -> bool:
     if await pages.page_version_by_path(connection, site.id, path) is not None:
         return True
-    return await render_hub(connection, site, path, 1) is not None
+    return await render_hub(connection, site, path) is not None
 
 
 def _variants(path: str) -> list[str]:
@@ -260,9 +256,6 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
         return Response("no site has been added yet", status_code=404, media_type="text/plain")
     if len(path) > MAX_PATH or "\x00" in path or "//" in path:
         return _not_found(site)
-    page_number = _page_number(request)
-    if page_number is None:
-        return _not_found(site)
     async with database.acquire(pool, settings.acquire_timeout) as connection:
         if request.headers.get("if-none-match") or request.headers.get("if-modified-since"):
             version = await pages.page_version_by_path(connection, site.id, path)
@@ -279,7 +272,7 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
                 ).include_query_params(site=site.slug)
             )
             return _respond(request, page_html(site, row, api_url))
-        hub = await render_hub(connection, site, path, page_number)
+        hub = await render_hub(connection, site, path)
         if hub is not None:
             return _respond(request, hub)
         target = await pages.redirect_target(connection, site.id, path)

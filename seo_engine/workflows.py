@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from seo_engine import database, dimensions, generate, sites
+from seo_engine import database, dimensions, generate, sites, static_export
 from seo_engine.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
 from seo_engine.settings import Settings
@@ -52,14 +53,39 @@ async def generate_pages(
     settings: Settings, options: generate.GenerateOptions
 ) -> generate.GenerateReport:
     """Generate pages with a progress bar."""
+    bars, start = _bars("generate", "pages")
+    report = await generate.generate(settings, options, start)
+    for bar in bars:
+        bar.finish()
+    return report
+
+
+def _bars(label: str, unit: str) -> tuple[list[Progress], Callable[[int], Callable[[int], None]]]:
     bars: list[Progress] = []
 
     def start(total: int) -> Callable[[int], None]:
-        bar = Progress("generate", total=total, unit="pages")
+        bar = Progress(label, total=total, unit=unit)
         bars.append(bar)
         return bar.advance
 
-    report = await generate.generate(settings, options, start)
+    return bars, start
+
+
+async def export_static(
+    settings: Settings, site_slug: str | None, folder: Path
+) -> static_export.ExportReport:
+    bars, start = _bars("export", "files")
+    report = await static_export.export_static(settings, site_slug, folder, start)
+    for bar in bars:
+        bar.finish()
+    return report
+
+
+async def export_ndjson(
+    settings: Settings, site_slug: str | None, target: Path, since: datetime | None
+) -> static_export.ExportReport:
+    bars, start = _bars("export", "pages")
+    report = await static_export.export_ndjson(settings, site_slug, target, since, start)
     for bar in bars:
         bar.finish()
     return report

@@ -311,7 +311,7 @@ def test_a_generate_stopped_mid_copy_leaves_the_page_set_intact(
             )[0]["ready"]
             if (
                 staged
-                and fetch(fresh_dsn, f"SELECT count(*) AS n FROM generate_stage_{site_id}")[0]["n"]  # noqa: S608
+                and fetch(fresh_dsn, f"SELECT count(*) AS n FROM generate_stage_{site_id}")[0]["n"]
             ):
                 break
             time.sleep(0.05)

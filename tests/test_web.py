@@ -129,7 +129,11 @@ async def test_every_link_from_home_resolves_within_three_clicks(
             if local not in seen:
                 seen[local] = seen[path] + 1
                 queue.append(local)
-    pages = {f"/{s.split(',')[1]}/{l.split(',')[1]}" for s in SERVICES for l in LOCATIONS}
+    pages = {
+        f"/{service.split(',')[1]}/{location.split(',')[1]}"
+        for service in SERVICES
+        for location in LOCATIONS
+    }
     assert pages <= set(seen)
     assert max(seen[page] for page in pages) <= 3
 
@@ -139,7 +143,8 @@ async def test_unknown_paths_get_a_real_404_page(site_client: httpx.AsyncClient)
     assert response.status_code == 404
     assert response.headers["cache-control"] == "no-store"
     assert parse(response.text).h1 == ["Page not found"]
-    assert (await site_client.get("/roof-repair/?page=99")).status_code == 404
+    assert (await site_client.get("/roof-repair/page/99/")).status_code == 404
+    assert (await site_client.get("/roof-repair/page/1/")).status_code == 404
     assert (await site_client.get("/roof-repair/austin-tx%00")).status_code == 404
 
 
@@ -247,7 +252,8 @@ async def test_sitemaps_list_every_indexable_page_once(
     assert "/roof-repair/waco-tx" not in urls
     for path in urls[:3]:
         page = await site_client.get(path)
-        canonical = [l["href"] for l in parse(page.text).links if l.get("rel") == "canonical"]
+        links = parse(page.text).links
+        canonical = [link["href"] for link in links if link.get("rel") == "canonical"]
         assert canonical == [f"https://test.example{path}"]
     gz = await site_client.get("/sitemaps/pages-1.xml.gz")
     import gzip
@@ -263,3 +269,110 @@ async def test_robots_txt_points_at_the_sitemap_and_keeps_crawlers_out_of_the_ap
     assert "Sitemap: https://test.example/sitemap.xml" in body
     assert "Disallow: /api/" in body
     assert "Allow: /" in body
+
+
+HOSTILE = '</script><script>alert("x")</script>\'"&<b>'
+
+
+async def test_hostile_seed_data_is_escaped_everywhere(fresh_dsn: str, tmp_path: Path) -> None:
+    import asyncio
+    import csv
+
+    from seo_engine.app import create_app
+    from tests.conftest import _client, make_settings
+    from tests.seeding import DATA, LOCATION_HEADER, SERVICE_HEADER, cli
+
+    locations = tmp_path / "l.csv"
+    with locations.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(LOCATION_HEADER.split(","))
+        writer.writerow(
+            ["1", "evil-town", f"Evil{HOSTILE}", HOSTILE, "EV", "US", "5", "30", "-97", ""]
+        )
+        writer.writerow(["2", "calm-town", "Calm", "Texas", "TX", "US", "5", "30.1", "-97", ""])
+    services = tmp_path / "s.csv"
+    with services.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(SERVICE_HEADER.split(","))
+        writer.writerow(["s1", "roof-repair", f"Roof{HOSTILE}", HOSTILE, HOSTILE, HOSTILE])
+
+    def load() -> None:
+        assert cli(fresh_dsn, "sites", "add", str(DATA / "site.toml")).exit_code == 0
+        assert cli(fresh_dsn, "seed", "locations", str(locations)).exit_code == 0
+        assert cli(fresh_dsn, "seed", "services", str(services)).exit_code == 0
+        assert cli(fresh_dsn, "generate").exit_code == 0
+
+    await asyncio.to_thread(load)
+    async for client in _client(create_app(make_settings(fresh_dsn))):
+        for path in (
+            "/roof-repair/evil-town",
+            "/roof-repair/calm-town",
+            "/",
+            "/roof-repair/",
+            "/in/evil-town/",
+            "/regions/us-ev/",
+        ):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert "<script>alert" not in response.text, path
+            assert "<b>" not in response.text, path
+            markup = parse(response.text)
+            for block in markup.json_ld:
+                assert "</script" not in block
+                json.loads(block)
+        page = parse((await client.get("/roof-repair/evil-town")).text)
+        assert HOSTILE in page.h1[0]
+        service = json.loads(page.json_ld[0])["@graph"][0]
+        assert service["areaServed"]["name"] == f"Evil{HOSTILE}"
+        document = (await client.get("/api/v1/pages/roof-repair/evil-town")).json()
+        assert document["location"]["name"] == f"Evil{HOSTILE}"
+
+
+def test_static_export_writes_the_whole_site(fresh_dsn: str, tmp_path: Path) -> None:
+    from tests.seeding import cli, setup_site
+
+    setup_site(fresh_dsn, tmp_path)
+    out = tmp_path / "public"
+    result = cli(fresh_dsn, "export", "static", str(out))
+    assert result.exit_code == 0, result.output
+    assert "8 pages" in result.stdout
+    page = (out / "roof-repair" / "austin-tx.html").read_text()
+    assert parse(page).h1 == ["Roof Repair in Austin"]
+    for name in (
+        "index.html",
+        "404.html",
+        "robots.txt",
+        "sitemap.xml",
+        "roof-repair/index.html",
+        "in/austin-tx/index.html",
+        "regions/index.html",
+        "regions/us-tx/index.html",
+        "sitemaps/pages-1.xml",
+        "sitemaps/pages-1.xml.gz",
+        "sitemaps/hubs.xml",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "sitemaps" / "pages-1.xml").read_text().count("<url>") == 8
+    for href in parse((out / "index.html").read_text()).anchors:
+        path = urlsplit(href).path
+        if not path:  # the skip link (#main)
+            continue
+        if path.endswith("/"):
+            assert (out / path.lstrip("/") / "index.html").is_file(), href
+        elif path != "/sitemap.xml":
+            assert (out / (path.lstrip("/") + ".html")).is_file(), href
+
+
+def test_ndjson_export_writes_every_document(fresh_dsn: str, tmp_path: Path) -> None:
+    from tests.seeding import cli, setup_site
+
+    setup_site(fresh_dsn, tmp_path)
+    target = tmp_path / "pages.ndjson"
+    result = cli(fresh_dsn, "export", "ndjson", str(target))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(lines) == len(SERVICES) * len(LOCATIONS)
+    assert {line["site"] for line in lines} == {"testsite"}
+    unwritable = cli(fresh_dsn, "export", "ndjson", str(tmp_path / "missing" / "x.ndjson"))
+    assert unwritable.exit_code == 65
+    assert "cannot write" in unwritable.stderr
