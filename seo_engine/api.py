@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from seo_engine import cursors, database, documents, pages, problems, schemas
@@ -60,6 +61,16 @@ SinceParam = Annotated[
     datetime | None,
     Query(description="Only pages changed at or after this time (ISO 8601); includes tombstones."),
 ]
+
+
+SLUG = re.compile(SLUG_PATTERN)
+
+
+def no_page(service: str, location: str) -> Response:
+    """404 that repeats the request only when it is a plain slug pair (no reflected input)."""
+    if SLUG.match(service) and SLUG.match(location) and len(service + location) < 250:
+        return problems.problem(404, f"no page {service}/{location}")
+    return problems.problem(404, "no such page")
 
 
 def json_response(
@@ -338,8 +349,10 @@ async def page_document(
     request: Request,
     pool: Pool,
     settings: AppSettings,
-    service: Annotated[str, "service slug"],
-    location: Annotated[str, "location slug"],
+    service: Annotated[str, Path(max_length=120, pattern=SLUG_PATTERN, description="Service slug")],
+    location: Annotated[
+        str, Path(max_length=120, pattern=SLUG_PATTERN, description="Location slug")
+    ],
     site: SiteParam = None,
 ) -> Response:
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
@@ -348,7 +361,7 @@ async def page_document(
         if conditional:
             version = await pages.page_version(connection, chosen.id, service, location)
             if version is None:
-                return problems.problem(404, f"no page {service}/{location}")
+                return no_page(service, location)
             tag = documents.etag(version["content_hash"])
             if _not_modified(request, tag, version["updated_at"]):
                 return Response(
@@ -356,7 +369,7 @@ async def page_document(
                 )
         row = await pages.page_by_slugs(connection, chosen.id, service, location)
     if row is None:
-        return problems.problem(404, f"no page {service}/{location}")
+        return no_page(service, location)
     document = documents.page_document(chosen, row)
     return json_response(document, headers=_version_headers(document["etag"], row["updated_at"]))
 

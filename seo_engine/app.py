@@ -13,6 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from seo_engine import __version__, api, database, operations, problems, sitemaps, web
 from seo_engine.cursors import CursorError
 from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
+from seo_engine.limits import RequestLimits
 from seo_engine.settings import Settings, load_settings
 
 log = logging.getLogger("seo_engine.app")
@@ -24,7 +25,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = await asyncio.to_thread(database.resolve_dsn, settings)
-        pool = await database.create_pool(dsn, settings)
+        try:
+            pool = await database.create_pool(dsn, settings)
+        except database.DatabaseUnavailable as error:
+            # Start anyway: /healthz answers, everything else is 503 until the database
+            # is back, and nobody has to restart the service when it is.
+            log.warning("%s; serving 503 until the database answers", error.reason)
+            pool = await database.create_pool(dsn, settings, lazy=True)
         app.state.pool = pool
         app.state.sites = SiteDirectory()
         app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
@@ -47,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(CursorError, api.on_bad_request)
     app.add_exception_handler(AmbiguousSite, api.on_bad_request)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RequestLimits)  # added last, so it runs first
     app.include_router(operations.router)
     app.include_router(api.router)
     app.include_router(sitemaps.router)

@@ -77,12 +77,15 @@ def connect_options(settings: Settings, *, bulk: bool = False) -> dict[str, Any]
     }
 
 
-async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
-    """Create the application pool; raise DatabaseUnavailable if the server cannot be reached."""
+async def create_pool(dsn: str, settings: Settings, *, lazy: bool = False) -> asyncpg.Pool:
+    """Create the application pool; raise DatabaseUnavailable if the server cannot be reached.
+
+    A `lazy` pool opens no connection now: each acquire connects (or fails) on demand.
+    """
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             dsn,
-            min_size=settings.pool_min_size,
+            min_size=0 if lazy else settings.pool_min_size,
             max_size=settings.pool_max_size,
             max_inactive_connection_lifetime=300.0,
             **connect_options(settings),

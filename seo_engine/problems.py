@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,6 +66,11 @@ async def _on_http(request: Request, error: Exception) -> Response:
     return problem(error.status_code, str(error.detail), headers=dict(error.headers or {}))
 
 
+async def _on_bad_data(request: Request, error: Exception) -> Response:
+    # e.g. a NUL byte or an out-of-range number that got past validation: the client's fault.
+    return problem(400, "the request contains characters or values the database cannot accept")
+
+
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return problem(500, "internal error")
@@ -76,5 +82,6 @@ def install(app: FastAPI) -> None:
     for error_class in CONNECTION_ERRORS:
         app.add_exception_handler(error_class, _on_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(asyncpg.DataError, _on_bad_data)
     app.add_exception_handler(HTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)

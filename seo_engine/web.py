@@ -251,7 +251,7 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
     site = await directory.by_host(pool, settings.acquire_timeout, request.headers.get("host", ""))
     path = "/" + path
     if path.startswith("/api/"):
-        return problems.problem(404, f"no API endpoint {path}")
+        return problems.problem(404, "no such API endpoint; see /docs")
     if site is None:
         return Response("no site has been added yet", status_code=404, media_type="text/plain")
     if len(path) > MAX_PATH or "\x00" in path or "//" in path:
