@@ -17,6 +17,7 @@ from seo_engine.limits import RequestLimits
 from seo_engine.settings import Settings, load_settings
 
 log = logging.getLogger("seo_engine.app")
+POOL_CLOSE_SECONDS = 5.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -40,7 +41,11 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            await asyncio.wait_for(pool.close(), timeout=10)
+            try:
+                await asyncio.wait_for(pool.close(), timeout=POOL_CLOSE_SECONDS)
+            except TimeoutError:  # e.g. a database that stopped answering
+                log.warning("database connections did not close in time; terminating them")
+                pool.terminate()
 
     app = FastAPI(
         title="seo-engine",

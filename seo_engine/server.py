@@ -13,8 +13,6 @@ from seo_engine import database
 from seo_engine.app import create_app
 from seo_engine.settings import Settings
 
-GRACEFUL_SHUTDOWN_SECONDS = 10
-
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -45,7 +43,7 @@ def serve_app(settings: Settings, options: ServeOptions) -> None:
         "server_header": False,
         "proxy_headers": True,
         "backlog": 2048,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "timeout_graceful_shutdown": settings.shutdown_grace,
     }
     if workers == 1:
         uvicorn.run(create_app(settings.model_copy(update={"database_url": dsn})), **common)  # type: ignore[arg-type]

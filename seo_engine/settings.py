@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     export_concurrency: int = Field(
         default=2, ge=1, le=100, description="Exports streaming at once per process."
     )
+    shutdown_grace: float = Field(
+        default=10.0, gt=0, le=3600, description="Seconds in-flight requests get on SIGTERM."
+    )
     robots_disallow_all: bool = Field(
         default=False, description="Staging: robots.txt disallows everything."
     )

@@ -40,3 +40,38 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def served(environment: dict[str, str], workers: int = 2) -> Iterator[str]:
+    """`seo-engine serve` as a process of its own (no GIL shared with the test)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, **environment}
+    with subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as server:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        try:
+            yield url
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
