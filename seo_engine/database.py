@@ -69,6 +69,8 @@ def connect_options(settings: Settings, *, bulk: bool = False) -> dict[str, Any]
     session = server_settings(settings)
     if bulk:
         session["statement_timeout"] = "0"
+        # generate keeps its lock-holding transaction open while workers render.
+        session["idle_in_transaction_session_timeout"] = "0"
     return {
         "command_timeout": None if bulk else settings.command_timeout,
         "statement_cache_size": settings.statement_cache_size,

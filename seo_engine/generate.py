@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from queue import Empty
 
@@ -16,14 +19,17 @@ import asyncpg
 from seo_engine import database, sites
 from seo_engine.database import Connection
 from seo_engine.pagebuild import LengthReport
-from seo_engine.render_worker import ServiceResult, render_service, start
+from seo_engine.render_worker import ServiceResult, WorkerFailure, render_service, start
 from seo_engine.settings import Settings
 
 GENERATE_LOCK_CLASS = 0x5E0E  # advisory lock (class, site id): one generate per site
 
-TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
-UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
-STAGE_TABLE = "generate_stage_{site_id}"
+# Held by a transaction that spans rendering and the merge: released by commit, rollback or
+# a dead connection, and it works behind a transaction-mode pooler (a session lock does not).
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1, $2)"
+STAGE_TABLE = "generate_stage_{site_id}_{run}"
+STAGE_PREFIX = "generate_stage_{site_id}_"
+LEFTOVER_STAGES = "SELECT tablename FROM pg_tables WHERE tablename LIKE $1 || '%'"
 CREATE_STAGE = """
 DROP TABLE IF EXISTS {stage};
 CREATE UNLOGGED TABLE {stage} (
@@ -176,7 +182,7 @@ async def _render_all(
             _drain(queue, progress)
             failed = next((f for f in futures if f.done() and f.exception()), None)
             if failed is not None:
-                raise failed.exception()  # type: ignore[misc]
+                raise _explain_failure(failed.exception())
         _drain(queue, progress)
         finished = True
         return [future.result() for future in futures]
@@ -192,6 +198,22 @@ async def _render_all(
         queue.close()
 
 
+UNCHANGED = "nothing was merged: the stored page set is unchanged"
+
+
+def _explain_failure(error: BaseException | None) -> BaseException:
+    """What a failed render task means for the user."""
+    if isinstance(error, WorkerFailure):
+        if error.lost_connection:
+            return database.DatabaseUnavailable(
+                f"lost the database connection while rendering ({error.message}); {UNCHANGED}"
+            )
+        return GenerateError(f"rendering failed: {error.message}; {UNCHANGED}")
+    if isinstance(error, BrokenProcessPool):
+        return GenerateError(f"a render worker died; {UNCHANGED}")
+    return error if error is not None else GenerateError(UNCHANGED)
+
+
 def _drain(queue: multiprocessing.Queue[int], progress: Callable[[int], None]) -> None:
     while True:
         try:
@@ -203,20 +225,22 @@ def _drain(queue: multiprocessing.Queue[int], progress: Callable[[int], None]) -
 async def _merge(
     connection: Connection, site: sites.Site, stage: str, service_filter: list[int] | None
 ) -> tuple[int, int, int, int]:
-    """Apply the stage to pages in one transaction; return inserted, updated, removed, moved."""
-    async with connection.transaction():
-        await connection.execute(f"ANALYZE {stage}")
-        await connection.execute(MERGE_CHANGED.format(stage=stage), site.id)
-        await connection.execute(MERGE_RECLAIMED, site.id)
-        await connection.execute(MERGE_REDIRECT_CHAINS, site.id)
-        moved = _rowcount(await connection.execute(MERGE_REDIRECTS, site.id))
-        removed = _rowcount(
-            await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id, service_filter)
-        )
-        updated = _rowcount(await connection.execute(MERGE_UPDATE))
-        inserted = _rowcount(await connection.execute(MERGE_INSERT.format(stage=stage), site.id))
-        if inserted:
-            await connection.execute(MERGE_LIVE_REDIRECTS, site.id)
+    """Apply the stage to pages (inside the caller's transaction).
+
+    Returns inserted, updated, removed and moved (redirected) counts.
+    """
+    await connection.execute(f"ANALYZE {stage}")
+    await connection.execute(MERGE_CHANGED.format(stage=stage), site.id)
+    await connection.execute(MERGE_RECLAIMED, site.id)
+    await connection.execute(MERGE_REDIRECT_CHAINS, site.id)
+    moved = _rowcount(await connection.execute(MERGE_REDIRECTS, site.id))
+    removed = _rowcount(
+        await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id, service_filter)
+    )
+    updated = _rowcount(await connection.execute(MERGE_UPDATE))
+    inserted = _rowcount(await connection.execute(MERGE_INSERT.format(stage=stage), site.id))
+    if inserted:
+        await connection.execute(MERGE_LIVE_REDIRECTS, site.id)
     return inserted, updated, removed, moved
 
 
@@ -237,24 +261,55 @@ async def generate(
     options: GenerateOptions,
     progress_start: Callable[[int], Callable[[int], None]],
 ) -> GenerateReport:
-    """Build the selected pages of a site; the stored page set changes only at the merge."""
+    """Build the selected pages of a site; the stored page set changes only at the merge.
+
+    One connection holds the transaction that owns the site's lock and later merges; a
+    second one manages the staging table, which the render workers must see committed,
+    and drops it once that transaction has ended (the merge read it, so it is locked).
+    """
     dsn = await asyncio.to_thread(database.resolve_dsn, settings)
-    connection = await database.connect(dsn, settings, bulk=True)
+    merger = await database.connect(dsn, settings, bulk=True)
+    stager: Connection | None = None
+    stage: str | None = None
+    transaction = merger.transaction()
     try:
-        site = await sites.find(connection, options.site)
-        if not await connection.fetchval(TRY_LOCK, GENERATE_LOCK_CLASS, site.id):
+        site = await sites.find(merger, options.site)
+        await transaction.start()
+        if not await merger.fetchval(TRY_LOCK, GENERATE_LOCK_CLASS, site.id):
             raise GenerateBusy(f"another generate of site '{site.slug}' is running; try later")
-        try:
-            return await _generate_locked(connection, dsn, settings, site, options, progress_start)
-        finally:
-            if not connection.is_closed():
-                await connection.execute(UNLOCK, GENERATE_LOCK_CLASS, site.id)
+        stager = await database.connect(dsn, settings, bulk=True)
+        stage = await _create_stage(stager, site)
+        report = await _generate_locked(
+            merger, stager, stage, dsn, settings, site, options, progress_start
+        )
+        await transaction.commit()
+        return report
     finally:
-        await connection.close(timeout=5)
+        if not merger.is_closed():
+            with contextlib.suppress(*database.CONNECTION_ERRORS, asyncpg.PostgresError):
+                await transaction.rollback()  # a no-op after a commit
+            await merger.close(timeout=5)
+        if stager is not None and not stager.is_closed():
+            if stage is not None:
+                with contextlib.suppress(*database.CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await stager.execute(DROP_STAGE.format(stage=stage))
+            await stager.close(timeout=5)
+
+
+async def _create_stage(stager: Connection, site: sites.Site) -> str:
+    """A fresh staging table; the caller holds the site's lock, so leftovers can go."""
+    prefix = STAGE_PREFIX.format(site_id=site.id)
+    for row in await stager.fetch(LEFTOVER_STAGES, prefix.replace("_", r"\_")):
+        await stager.execute(DROP_STAGE.format(stage=row["tablename"]))
+    stage = STAGE_TABLE.format(site_id=site.id, run=secrets.token_hex(4))
+    await stager.execute(CREATE_STAGE.format(stage=stage))
+    return stage
 
 
 async def _generate_locked(
-    connection: Connection,
+    merger: Connection,
+    stager: Connection,
+    stage: str,
     dsn: str,
     settings: Settings,
     site: sites.Site,
@@ -262,50 +317,36 @@ async def _generate_locked(
     progress_start: Callable[[int], Callable[[int], None]],
 ) -> GenerateReport:
     report = GenerateReport(site=site.slug)
-    services = {
-        row["slug"]: row["id"] for row in await connection.fetch(SELECT_SERVICE_IDS, site.id)
-    }
+    services = {row["slug"]: row["id"] for row in await merger.fetch(SELECT_SERVICE_IDS, site.id)}
     unknown = [slug for slug in options.services if slug not in services]
     if unknown:
         raise GenerateError(f"unknown service(s) for site '{site.slug}': {', '.join(unknown)}")
     selected = [services[slug] for slug in options.services] or list(services.values())
     service_filter = selected if options.services else None
-    locations = await connection.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
+    locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
     total = len(selected) * locations
-    stage = STAGE_TABLE.format(site_id=site.id)
-    await connection.execute(CREATE_STAGE.format(stage=stage))
-    try:
-        started = time.monotonic()
-        if total:
-            results = await _render_all(
-                dsn,
-                settings,
-                site,
-                selected,
-                stage,
-                options.workers or default_workers(),
-                progress_start(total),
-            )
-            for result in results:
-                report.pages += result.pages
-                report.lengths.add(result.lengths)
-        report.render_seconds = time.monotonic() - started
-        started = time.monotonic()
-        try:
-            inserted, updated, removed, moved = await _merge(
-                connection, site, stage, service_filter
-            )
-        except asyncpg.UniqueViolationError:
-            raise GenerateError(await _explain_collision(connection, site, stage)) from None
-        report.merge_seconds = time.monotonic() - started
-        report.inserted, report.updated, report.removed, report.redirects = (
-            inserted,
-            updated,
-            removed,
-            moved,
+    started = time.monotonic()
+    if total:
+        results = await _render_all(
+            dsn,
+            settings,
+            site,
+            selected,
+            stage,
+            options.workers or default_workers(),
+            progress_start(total),
         )
-        report.unchanged = report.pages - inserted - updated
-        return report
-    finally:
-        if not connection.is_closed():
-            await connection.execute(DROP_STAGE.format(stage=stage))
+        for result in results:
+            report.pages += result.pages
+            report.lengths.add(result.lengths)
+    report.render_seconds = time.monotonic() - started
+    started = time.monotonic()
+    try:
+        async with merger.transaction():  # a savepoint: a collision can be explained
+            counts = await _merge(merger, site, stage, service_filter)
+    except asyncpg.UniqueViolationError:
+        raise GenerateError(await _explain_collision(stager, site, stage)) from None
+    report.merge_seconds = time.monotonic() - started
+    report.inserted, report.updated, report.removed, report.redirects = counts
+    report.unchanged = report.pages - report.inserted - report.updated
+    return report

@@ -47,7 +47,12 @@ class ConnectionLost(Exception):
 
 
 class WorkerFailure(Exception):
-    """A worker failed; carries a plain message so that it crosses process boundaries."""
+    """A worker failed; plain arguments so that it crosses process boundaries."""
+
+    def __init__(self, message: str, lost_connection: bool = False) -> None:
+        super().__init__(message, lost_connection)
+        self.message = message
+        self.lost_connection = lost_connection
 
 
 @dataclass
@@ -67,6 +72,14 @@ class _Worker:
 
 
 _worker: _Worker | None = None
+_failed_start: WorkerFailure | None = None
+
+
+def _failure(error: Exception) -> WorkerFailure:
+    lost = isinstance(
+        error, (ConnectionLost, database.DatabaseUnavailable, *database.CONNECTION_ERRORS)
+    )
+    return WorkerFailure(f"{type(error).__name__}: {error}", lost)
 
 
 async def load_builder(connection: Connection, site_slug: str) -> PageBuilder:
@@ -104,13 +117,17 @@ def _die_with_parent() -> None:
 
 def start(dsn: str, settings: Settings, site_slug: str, stage: str, progress: Queue[int]) -> None:
     """Process-pool initializer: connect and load everything once per worker."""
-    global _worker
+    global _worker, _failed_start
     # The parent decides what an interrupt means; workers just stop when it tells them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     loop = asyncio.new_event_loop()
-    connection = loop.run_until_complete(database.connect(dsn, settings, bulk=True))
-    builder = loop.run_until_complete(load_builder(connection, site_slug))
+    try:
+        connection = loop.run_until_complete(database.connect(dsn, settings, bulk=True))
+        builder = loop.run_until_complete(load_builder(connection, site_slug))
+    except Exception as error:  # reported by the first task instead of a broken pool
+        _failed_start = _failure(error)
+        return
     _worker = _Worker(loop, connection, builder, stage, progress)
 
 
@@ -142,10 +159,12 @@ async def _copy(worker: _Worker, batch: list[tuple[Any, ...]]) -> None:
 
 def render_service(service_id: int) -> ServiceResult:
     """Render and stage every page of one service (runs in a worker process)."""
+    if _failed_start is not None:
+        raise _failed_start
     assert _worker is not None, "worker not started"
     try:
         return _worker.loop.run_until_complete(_copy_service(_worker, service_id))
     except ContentError:
         raise
     except Exception as error:  # asyncpg errors do not always survive pickling
-        raise WorkerFailure(f"{type(error).__name__}: {error}") from None
+        raise _failure(error) from None

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.disposable import BlackHoleProxy, disposable_server
 from tests.live import free_port, live_server, served
-from tests.seeding import afetch, setup_site
+from tests.seeding import afetch, cli, setup_site
 
 pytestmark = pytest.mark.faults
 
@@ -302,3 +302,51 @@ def test_a_crash_during_seed_commits_nothing_and_says_so(tmp_path: Path) -> None
         server.restart()
         rows = asyncio.run(afetch(server.dsn, "SELECT count(*) AS n FROM locations"))
         assert rows[0]["n"] == 4
+
+
+def test_a_crash_during_generate_merges_nothing_and_a_rerun_converges(tmp_path: Path) -> None:
+    from tests.test_export import build_bundled_site
+    from tests.test_generate import pages
+
+    with disposable_server(tmp_path) as server:
+        build_bundled_site(server.dsn, tmp_path, 100)
+        before = pages(server.dsn)
+        site_file = Path(__file__).parent.parent / "seeds" / "site.toml"
+        changed = site_file.read_text().replace(
+            '"{{ service.name }} in {{ location.name }}, {{ location.area }}",',
+            '"Best {{ service.name }} in {{ location.name }}",',
+        )
+        (tmp_path / "changed.toml").write_text(changed)
+        assert cli(server.dsn, "sites", "add", str(tmp_path / "changed.toml")).exit_code == 0
+        env = {**os.environ, "DATABASE_URL": server.dsn}
+        with subprocess.Popen(
+            [sys.executable, "-m", "cli", "generate"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as generating:
+            deadline = time.monotonic() + 60
+            while not asyncio.run(
+                afetch(
+                    server.dsn,
+                    "SELECT tablename FROM pg_tables WHERE tablename LIKE 'generate_stage_%'",
+                )
+            ):
+                assert time.monotonic() < deadline and generating.poll() is None
+                time.sleep(0.05)
+            time.sleep(0.5)
+            server.crash()
+            crashed = time.monotonic()
+            _, errors = generating.communicate(timeout=30)
+            took = time.monotonic() - crashed
+        assert generating.returncode == 69, errors
+        assert took < 2.0
+        last = errors.strip().splitlines()[-1]
+        assert "nothing was merged" in last or "nothing was committed" in last, last
+        assert "Traceback" not in errors
+        server.restart()
+        assert pages(server.dsn) == before
+        assert cli(server.dsn, "generate").exit_code == 0
+        again = cli(server.dsn, "generate")
+        assert f"0 updated, {len(before):,} unchanged" in again.stdout

@@ -304,16 +304,15 @@ def test_a_generate_stopped_mid_copy_leaves_the_page_set_intact(
         while True:
             assert time.monotonic() < deadline, "generate never started copying"
             assert process.poll() is None, "generate finished before it could be killed"
-            staged = fetch(
+            stages = fetch(
                 fresh_dsn,
-                "SELECT CASE WHEN to_regclass($1) IS NULL THEN 0 ELSE 1 END AS ready",
-                f"generate_stage_{site_id}",
-            )[0]["ready"]
-            if (
-                staged
-                and fetch(fresh_dsn, f"SELECT count(*) AS n FROM generate_stage_{site_id}")[0]["n"]
-            ):
-                break
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE $1",
+                f"generate_stage_{site_id}_%",
+            )
+            if stages:
+                staged = fetch(fresh_dsn, f"SELECT count(*) AS n FROM {stages[0]['tablename']}")
+                if staged[0]["n"]:
+                    break
             time.sleep(0.05)
         process.send_signal(signal_number)
         _, errors = process.communicate(timeout=10)
