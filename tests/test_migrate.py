@@ -18,6 +18,7 @@ async def test_migrating_a_fresh_database_applies_every_migration(databases: Dat
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
         )
         assert [row["tablename"] for row in tables] == [
+            "app_secrets",
             "location_neighbours",
             "locations",
             "pages",
