@@ -45,44 +45,25 @@ REDIRECT = "SELECT to_path FROM redirects WHERE site_id = $1 AND from_path = $2"
 SERVICE_ID = "SELECT id FROM services WHERE site_id = $1 AND slug = $2"
 LOCATION_ID = "SELECT id FROM locations WHERE site_id = $1 AND slug = $2"
 
-# Filters shared by the list, its count and the export. $1 site, $2 service id,
-# $3 location id, $4 region code, $5 indexable.
-FILTERS = """
-p.site_id = $1
-AND ($2::bigint IS NULL OR p.service_id = $2)
-AND ($3::bigint IS NULL OR p.location_id = $3)
-AND ($4::text IS NULL OR p.location_id IN (
-    SELECT id FROM locations WHERE site_id = $1 AND region_code = $4))
-AND ($5::boolean IS NULL OR p.indexable = $5)
-"""
+# Filters shared by the list and its count. Only the filters a request uses go into its
+# SQL: a generic "$n IS NULL OR ..." plan would be chosen after five runs of a prepared
+# statement and scans the whole table.
+FILTER_SQL = {
+    "service_id": "p.service_id = ${n}",
+    "location_id": "p.location_id = ${n}",
+    "region": (
+        "p.location_id IN (SELECT id FROM locations WHERE site_id = $1 AND region_code = ${n})"
+    ),
+    "indexable": "p.indexable = ${n}",
+}
 SUMMARY_COLUMNS = """
 p.id, p.path, p.title, p.meta_description, p.indexable, p.updated_at, p.deleted_at,
 s.slug AS service_slug, l.slug AS location_slug
 """
-# Live pages in id order. $6 last id, $7 limit.
-LIST_LIVE = f"""
-SELECT {SUMMARY_COLUMNS}
+LIST_FROM = """
 FROM pages p
 LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
-WHERE {FILTERS} AND p.deleted_at IS NULL AND p.id > $6
-ORDER BY p.id LIMIT $7
-"""  # noqa: S608 (constant fragments)
-# Changes (live pages and tombstones) in (updated_at, id) order. $6/$7 position, $8 limit.
-LIST_CHANGES = f"""
-SELECT {SUMMARY_COLUMNS}
-FROM pages p
-LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
-WHERE {FILTERS} AND (p.updated_at, p.id) > ($6::timestamptz, $7::bigint)
-ORDER BY p.updated_at, p.id LIMIT $8
-"""  # noqa: S608 (constant fragments)
-COUNT_LIVE = f"SELECT count(*) FROM pages p WHERE {FILTERS} AND p.deleted_at IS NULL"  # noqa: S608
-COUNT_CHANGES = f"SELECT count(*) FROM pages p WHERE {FILTERS} AND p.updated_at >= $6"  # noqa: S608
-ESTIMATE_LIVE = (
-    f"EXPLAIN (FORMAT JSON) SELECT 1 FROM pages p WHERE {FILTERS} AND p.deleted_at IS NULL"  # noqa: S608
-)
-ESTIMATE_CHANGES = (
-    f"EXPLAIN (FORMAT JSON) SELECT 1 FROM pages p WHERE {FILTERS} AND p.updated_at >= $6"  # noqa: S608
-)
+"""
 EXPORT_LIVE = f"""
 SELECT {DOCUMENT_COLUMNS}
 FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
@@ -105,8 +86,15 @@ class PageFilters:
     region: str | None = None
     indexable: bool | None = None
 
-    def arguments(self, site_id: int) -> tuple[Any, ...]:
-        return (site_id, self.service_id, self.location_id, self.region, self.indexable)
+    def where(self, site_id: int) -> tuple[str, list[Any]]:
+        """The WHERE conditions (site first) and their arguments, for the filters in use."""
+        conditions, arguments = ["p.site_id = $1"], [site_id]
+        for name, template in FILTER_SQL.items():
+            value = getattr(self, name)
+            if value is not None:
+                arguments.append(value)
+                conditions.append(template.replace("{n}", str(len(arguments))))
+        return " AND ".join(conditions), arguments
 
 
 async def page_by_slugs(
@@ -146,7 +134,14 @@ async def dimension_id(connection: Connection, site_id: int, kind: str, slug: st
 async def list_live(
     connection: Connection, site_id: int, filters: PageFilters, after_id: int, limit: int
 ) -> list[asyncpg.Record]:
-    return await connection.fetch(LIST_LIVE, *filters.arguments(site_id), after_id, limit)
+    """Live pages in id order after `after_id` (keyset)."""
+    where, arguments = filters.where(site_id)
+    n = len(arguments)
+    query = (
+        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND p.deleted_at IS NULL "
+        f"AND p.id > ${n + 1} ORDER BY p.id LIMIT ${n + 2}"
+    )
+    return await connection.fetch(query, *arguments, after_id, limit)
 
 
 async def list_changes(
@@ -156,7 +151,15 @@ async def list_changes(
     after: tuple[datetime, int],
     limit: int,
 ) -> list[asyncpg.Record]:
-    return await connection.fetch(LIST_CHANGES, *filters.arguments(site_id), *after, limit)
+    """Live pages and tombstones in (updated_at, id) order after `after` (keyset)."""
+    where, arguments = filters.where(site_id)
+    n = len(arguments)
+    query = (
+        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} "
+        f"AND (p.updated_at, p.id) > (${n + 1}::timestamptz, ${n + 2}::bigint) "
+        f"ORDER BY p.updated_at, p.id LIMIT ${n + 3}"
+    )
+    return await connection.fetch(query, *arguments, *after, limit)
 
 
 async def count(
@@ -167,15 +170,23 @@ async def count(
     exact: bool,
 ) -> int:
     """Exact count, or the planner's estimate (cheap at any size, and marked as such)."""
-    arguments = filters.arguments(site_id) + ((since,) if since else ())
+    where, arguments = filters.where(site_id)
+    if since is None:
+        where += " AND p.deleted_at IS NULL"
+    else:
+        arguments.append(since)
+        where += f" AND p.updated_at >= ${len(arguments)}"
     if exact:
-        query = COUNT_CHANGES if since else COUNT_LIVE
-        total: int = await connection.fetchval(query, *arguments)
+        total: int = await connection.fetchval(
+            f"SELECT count(*) FROM pages p WHERE {where}",  # noqa: S608 (allow-listed SQL)
+            *arguments,
+        )
         return total
-    plan = orjson.loads(
-        await connection.fetchval(ESTIMATE_CHANGES if since else ESTIMATE_LIVE, *arguments)
+    plan = await connection.fetchval(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM pages p WHERE {where}",  # noqa: S608
+        *arguments,
     )
-    return int(plan[0]["Plan"]["Plan Rows"])
+    return int(orjson.loads(plan)[0]["Plan"]["Plan Rows"])
 
 
 async def export_chunk(
