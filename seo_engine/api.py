@@ -214,7 +214,7 @@ async def _filters(
     return PageFilters(service_id, location_id, region, indexable)
 
 
-def _summary(request: Request, site: Site, row: Any) -> dict[str, Any]:
+def _summary(api_base: str, site: Site, row: Any) -> dict[str, Any]:
     item: dict[str, Any] = {
         "path": row["path"],
         "url": site.base_url + row["path"],
@@ -230,10 +230,9 @@ def _summary(request: Request, site: Site, row: Any) -> dict[str, Any]:
         meta_description=row["meta_description"],
         indexable=row["indexable"],
         deleted=False,
-        document=str(
-            request.url_for(
-                "page_document", service=row["service_slug"], location=row["location_slug"]
-            ).include_query_params(site=site.slug)
+        # Formatted, not url_for(): a hundred url_for() calls were most of a list's time.
+        document=(
+            f"{api_base}/pages/{row['service_slug']}/{row['location_slug']}?site={site.slug}"
         ),
     )
     return item
@@ -306,8 +305,9 @@ async def list_pages(
         at = [last["id"]] if since is None else [last["updated_at"].isoformat(), last["id"]]
         next_cursor = cursors.encode(key, query, at)
     next_url = _next_url(request, next_cursor)
+    api_base = str(request.base_url).rstrip("/") + router.prefix
     body: dict[str, Any] = {
-        "items": [_summary(request, chosen, row) for row in rows],
+        "items": [_summary(api_base, chosen, row) for row in rows],
         "next_cursor": next_cursor,
         "next": next_url,
     }
