@@ -403,17 +403,8 @@ async def export(
                     rows = await pages.export_chunk(connection, chosen.id, position, EXPORT_CHUNK)
                 if not rows:
                     return
-                yield b"".join(
-                    orjson.dumps(
-                        documents.tombstone(chosen, row)
-                        if row["deleted_at"] is not None
-                        else documents.page_document(chosen, row)
-                    )
-                    + b"\n"
-                    for row in rows
-                )
-                last = rows[-1]
-                position = (last["id"],) if since is None else (last["updated_at"], last["id"])
+                yield documents.ndjson(chosen, rows)
+                position = documents.next_position(rows, by_update=since is not None)
 
     return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})
 

@@ -143,3 +143,20 @@ def tombstone(site: Site, row: asyncpg.Record) -> dict[str, Any]:
         "deleted": True,
         "updated_at": row["updated_at"],
     }
+
+
+def ndjson(site: Site, rows: list[asyncpg.Record]) -> bytes:
+    """Export rows as NDJSON: a page document per live page, a tombstone per removed one."""
+    return b"".join(
+        orjson.dumps(
+            tombstone(site, row) if row["deleted_at"] is not None else page_document(site, row)
+        )
+        + b"\n"
+        for row in rows
+    )
+
+
+def next_position(rows: list[asyncpg.Record], by_update: bool) -> tuple[Any, ...]:
+    """The keyset position after the last row: (id,) or (updated_at, id)."""
+    last = rows[-1]
+    return (last["updated_at"], last["id"]) if by_update else (last["id"],)

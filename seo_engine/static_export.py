@@ -9,8 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from seo_engine import database, documents, hubs, pages, sitemaps, sites, web
 from seo_engine.database import Connection
 from seo_engine.settings import Settings
@@ -162,19 +160,8 @@ async def export_ndjson(
             raise ExportError(f"cannot write {target}: {error.strerror}") from None
         with out:
             while rows := await pages.export_chunk(connection, site.id, position, CHUNK):
-                out.write(
-                    b"".join(
-                        orjson.dumps(
-                            documents.tombstone(site, row)
-                            if row["deleted_at"] is not None
-                            else documents.page_document(site, row)
-                        )
-                        + b"\n"
-                        for row in rows
-                    )
-                )
+                out.write(documents.ndjson(site, rows))
                 report.pages += len(rows)
                 advance(len(rows))
-                last = rows[-1]
-                position = (last["id"],) if since is None else (last["updated_at"], last["id"])
+                position = documents.next_position(rows, by_update=since is not None)
     return report
