@@ -176,7 +176,6 @@ def show_seed(report: SeedReport, dry_run: bool) -> None:
     if report.rejected:
         typer.echo(f"{report.rejected:,} bad row(s) skipped:", err=True)
         show_rejections(report)
-    verb = "would be" if dry_run else "were"
     skipped = f", {report.skipped:,} skipped by --country" if report.skipped else ""
     typer.echo(
         f"{report.kind}: {report.rows:,} rows read{skipped}, {report.rejected:,} rejected; "
@@ -184,7 +183,6 @@ def show_seed(report: SeedReport, dry_run: bool) -> None:
         f"{report.unchanged:,} unchanged, {report.removed:,} removed"
         + (" (dry run: nothing written)" if dry_run else "")
     )
-    del verb
 
 
 def show_generate(report: GenerateReport) -> None:

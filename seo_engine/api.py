@@ -6,14 +6,14 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from seo_engine import cursors, database, documents, pages, problems, schemas
+from seo_engine import caching, cursors, database, documents, pages, problems, schemas
 from seo_engine.cursors import CursorError
 from seo_engine.dependencies import AppSettings, Pool
 from seo_engine.directory import SiteDirectory
@@ -317,19 +317,6 @@ async def list_pages(
     return json_response(body, headers=_listing_headers(next_url))
 
 
-def _not_modified(request: Request, tag: str, modified: datetime) -> bool:
-    match = request.headers.get("if-none-match")
-    if match is not None:
-        return match.strip() == "*" or tag in [part.strip() for part in match.split(",")]
-    since = request.headers.get("if-modified-since")
-    if since:
-        try:
-            return modified.replace(microsecond=0) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-    return False
-
-
 def _version_headers(tag: str, modified: datetime) -> dict[str, str]:
     return {
         "ETag": tag,
@@ -363,7 +350,7 @@ async def page_document(
             if version is None:
                 return no_page(service, location)
             tag = documents.etag(version["content_hash"])
-            if _not_modified(request, tag, version["updated_at"]):
+            if caching.not_modified(request, tag, version["updated_at"]):
                 return Response(
                     status_code=304, headers=_version_headers(tag, version["updated_at"])
                 )

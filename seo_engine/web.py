@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import URL
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from seo_engine import database, documents, html, hubs, pages, problems
+from seo_engine import caching, database, documents, html, hubs, pages, problems
 from seo_engine.database import Connection
 from seo_engine.dependencies import AppSettings, Pool
 from seo_engine.directory import SiteDirectory
@@ -60,23 +60,9 @@ def _headers(
     return headers
 
 
-def not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
-    """Whether the client's cached copy is current (If-None-Match wins over the date)."""
-    match = request.headers.get("if-none-match")
-    if match is not None:
-        return match.strip() == "*" or etag in [part.strip() for part in match.split(",")]
-    since = request.headers.get("if-modified-since")
-    if since and modified is not None:
-        try:
-            return modified.replace(microsecond=0) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-    return False
-
-
 def _respond(request: Request, rendered: Rendered) -> Response:
     headers = _headers(rendered.etag, rendered.modified, rendered.indexable, rendered.alternate)
-    if not_modified(request, rendered.etag, rendered.modified):
+    if caching.not_modified(request, rendered.etag, rendered.modified):
         return Response(status_code=304, headers=headers)
     return HTMLResponse(rendered.body, headers=headers)
 
@@ -261,7 +247,7 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
             version = await pages.page_version_by_path(connection, site.id, path)
             if version is not None:
                 etag = html.page_etag(version["content_hash"])
-                if not_modified(request, etag, version["updated_at"]):
+                if caching.not_modified(request, etag, version["updated_at"]):
                     headers = _headers(etag, version["updated_at"], version["indexable"], None)
                     return Response(status_code=304, headers=headers)
         row = await pages.page_by_path(connection, site.id, path)
