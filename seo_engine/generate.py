@@ -16,10 +16,17 @@ from queue import Empty
 
 import asyncpg
 
-from seo_engine import database, sites
+from seo_engine import copyrows, database, sites
+from seo_engine.copyrows import COLUMNS
 from seo_engine.database import Connection
 from seo_engine.pagebuild import LengthReport
-from seo_engine.render_worker import ServiceResult, WorkerFailure, render_service, start
+from seo_engine.render_worker import (
+    Message,
+    ServiceResult,
+    WorkerFailure,
+    render_service,
+    start,
+)
 from seo_engine.settings import Settings
 
 GENERATE_LOCK_CLASS = 0x5E0E  # advisory lock (class, site id): one generate per site
@@ -31,20 +38,26 @@ STAGE_TABLE = "generate_stage_{site_id}_{run}"
 STAGE_PREFIX = "generate_stage_{site_id}_"
 LEFTOVER_STAGES = "SELECT tablename FROM pg_tables WHERE tablename LIKE $1 || '%'"
 CREATE_STAGE = """
-DROP TABLE IF EXISTS {stage};
+DROP TABLE IF EXISTS {stage}, {stage}_gone;
 CREATE UNLOGGED TABLE {stage} (
-    service_id bigint NOT NULL, location_id bigint NOT NULL, path text NOT NULL,
-    title text NOT NULL, meta_description text NOT NULL, h1 text NOT NULL, intro text NOT NULL,
+    site_id integer NOT NULL, service_id bigint NOT NULL, location_id bigint NOT NULL,
+    path text NOT NULL, title text NOT NULL, meta_description text NOT NULL, h1 text NOT NULL,
+    intro text NOT NULL,
     sections json NOT NULL, faq json NOT NULL, links json NOT NULL,
     quality_score real NOT NULL, indexable boolean NOT NULL, content_hash bytea NOT NULL
-) WITH (autovacuum_enabled = false)
+) WITH (autovacuum_enabled = false);
+CREATE UNLOGGED TABLE {stage}_gone (service_id bigint NOT NULL, location_id bigint NOT NULL)
+    WITH (autovacuum_enabled = false)
 """
-DROP_STAGE = "DROP TABLE IF EXISTS {stage}"
+DROP_STAGE = "DROP TABLE IF EXISTS {stage}, {stage}_gone"
 SELECT_SERVICE_IDS = "SELECT id, slug FROM services WHERE site_id = $1 ORDER BY id"
 COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND population >= $2"
 
-# The merge. `changed` holds existing pages whose content differs (or that come back from
-# a tombstone); only those rows are written, so an unchanged re-run writes nothing.
+# New pages are COPYed into `pages` while rendering goes on (INSERT_NEW); the stage holds
+# the rest: pages whose content changed, and new pages whose path was taken when they were
+# copied (they are inserted after the updates, which may free their path). The merge.
+# `changed` holds existing pages whose content differs (or that come back from a
+# tombstone); only those rows are written, so an unchanged re-run writes nothing.
 MERGE_CHANGED = """
 CREATE TEMP TABLE changed ON COMMIT DROP AS
 SELECT p.id, p.path AS old_path, p.deleted_at IS NULL AS was_live, s.*
@@ -85,13 +98,13 @@ WHERE NOT EXISTS (
     WHERE p.site_id = $1 AND p.service_id = s.service_id AND p.location_id = s.location_id
 )
 """
+# Live pages that the workers no longer render (a location fell below min_population).
+# Pages of removed services and locations were tombstoned by `seed --prune` already.
 MERGE_TOMBSTONES = """
 UPDATE pages p SET deleted_at = now(), updated_at = now()
-WHERE p.site_id = $1 AND p.deleted_at IS NULL
-  AND ($2::bigint[] IS NULL OR p.service_id = ANY($2::bigint[]))
-  AND NOT EXISTS (
-    SELECT 1 FROM {stage} s WHERE s.service_id = p.service_id AND s.location_id = p.location_id
-  )
+FROM {stage}_gone g
+WHERE p.site_id = $1 AND p.service_id = g.service_id AND p.location_id = g.location_id
+  AND p.deleted_at IS NULL
 """
 # Newly inserted pages may reclaim a redirected path too.
 MERGE_LIVE_REDIRECTS = """
@@ -101,14 +114,15 @@ WHERE r.site_id = $1 AND p.site_id = $1 AND p.path = r.from_path AND p.deleted_a
 PATH_COLLISIONS = """
 SELECT a.path, sa.key AS service_a, la.key AS location_a, sb.key AS service_b, lb.key AS location_b
 FROM (
-    SELECT path, service_id, location_id FROM {stage}
+    SELECT path, service_id, location_id, true AS staged FROM {stage}
     UNION ALL
-    SELECT path, service_id, location_id FROM pages
+    SELECT path, service_id, location_id, false FROM pages
     WHERE site_id = $1 AND deleted_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM {stage} s
                       WHERE s.service_id = pages.service_id AND s.location_id = pages.location_id)
 ) a
-JOIN {stage} b ON b.path = a.path AND (b.service_id, b.location_id) < (a.service_id, a.location_id)
+JOIN {stage} b ON b.path = a.path
+  AND (NOT a.staged OR (b.service_id, b.location_id) < (a.service_id, a.location_id))
 LEFT JOIN services sa ON sa.id = a.service_id LEFT JOIN locations la ON la.id = a.location_id
 LEFT JOIN services sb ON sb.id = b.service_id LEFT JOIN locations lb ON lb.id = b.location_id
 LIMIT 5
@@ -152,7 +166,18 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+QUEUED_BATCHES = 8  # new-page batches in flight between workers and the merger (~3 MB each)
+POLL_SECONDS = 0.01
+
+
+@dataclass
+class _Rendered:
+    results: list[ServiceResult]
+    inserted: int  # new pages already COPYed into `pages` by the merger
+
+
 async def _render_all(
+    merger: Connection,
     dsn: str,
     settings: Settings,
     site: sites.Site,
@@ -160,42 +185,71 @@ async def _render_all(
     stage: str,
     workers: int,
     progress: Callable[[int], None],
-) -> list[ServiceResult]:
-    """Render every selected service in worker processes; each COPYs into the stage."""
+) -> _Rendered:
+    """Render every selected service in worker processes.
+
+    Workers stage changed pages themselves and send new pages here, where they are
+    COPYed into `pages` inside the merger's transaction while rendering goes on.
+    """
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    loop = asyncio.get_running_loop()
+    messages: multiprocessing.Queue[Message] = context.Queue(QUEUED_BATCHES)
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(service_ids)),
         mp_context=context,
         initializer=start,
-        initargs=(dsn, settings, site.slug, stage, queue),
+        initargs=(dsn, settings, site.slug, stage, messages),
     )
     futures: list[Future[ServiceResult]] = [
         pool.submit(render_service, service_id) for service_id in service_ids
     ]
-    waiting = [asyncio.wrap_future(future, loop=loop) for future in futures]
     finished = False
+    inserted = received = 0
     try:
-        while not all(future.done() for future in futures):
-            await asyncio.wait(waiting, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
-            _drain(queue, progress)
+        while True:
             failed = next((f for f in futures if f.done() and f.exception()), None)
             if failed is not None:
                 raise _explain_failure(failed.exception())
-        _drain(queue, progress)
+            if all(f.done() for f in futures) and received == sum(f.result().sent for f in futures):
+                break
+            try:
+                message = messages.get_nowait()
+            except Empty:
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            if isinstance(message, bytes):
+                inserted += await _insert_new(merger, stage, message)
+                received += 1
+            else:
+                progress(message)
         finished = True
-        return [future.result() for future in futures]
+        return _Rendered([future.result() for future in futures], inserted)
     finally:
         if not finished:
-            for wrapper in waiting:  # nobody will read their results now
-                wrapper.cancel()
             # Failure or Ctrl-C: stop the workers now rather than after their current service.
             # ProcessPoolExecutor has no public way to do that, hence `_processes`.
             for process in list(pool._processes.values()):
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
-        queue.close()
+        messages.close()
+
+
+async def _insert_new(merger: Connection, stage: str, payload: bytes) -> int:
+    """COPY a batch of new pages into `pages`; if a path is taken, stage the batch instead.
+
+    Returns the number of pages inserted now (0 when staged for the merge, which inserts
+    them after the updates and names any real collision).
+    """
+    try:
+        async with merger.transaction():  # a savepoint: a failed batch undoes only itself
+            status = await merger.copy_to_table(
+                "pages", source=copyrows.source(payload), columns=COLUMNS, format="binary"
+            )
+        return _rowcount(status)
+    except asyncpg.UniqueViolationError:
+        await merger.copy_to_table(
+            stage, source=copyrows.source(payload), columns=COLUMNS, format="binary"
+        )
+        return 0
 
 
 UNCHANGED = "nothing was merged: the stored page set is unchanged"
@@ -214,17 +268,7 @@ def _explain_failure(error: BaseException | None) -> BaseException:
     return error if error is not None else GenerateError(UNCHANGED)
 
 
-def _drain(queue: multiprocessing.Queue[int], progress: Callable[[int], None]) -> None:
-    while True:
-        try:
-            progress(queue.get_nowait())
-        except Empty:
-            return
-
-
-async def _merge(
-    connection: Connection, site: sites.Site, stage: str, service_filter: list[int] | None
-) -> tuple[int, int, int, int]:
+async def _merge(connection: Connection, site: sites.Site, stage: str) -> tuple[int, int, int, int]:
     """Apply the stage to pages (inside the caller's transaction).
 
     Returns inserted, updated, removed and moved (redirected) counts.
@@ -234,13 +278,9 @@ async def _merge(
     await connection.execute(MERGE_RECLAIMED, site.id)
     await connection.execute(MERGE_REDIRECT_CHAINS, site.id)
     moved = _rowcount(await connection.execute(MERGE_REDIRECTS, site.id))
-    removed = _rowcount(
-        await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id, service_filter)
-    )
+    removed = _rowcount(await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id))
     updated = _rowcount(await connection.execute(MERGE_UPDATE))
     inserted = _rowcount(await connection.execute(MERGE_INSERT.format(stage=stage), site.id))
-    if inserted:
-        await connection.execute(MERGE_LIVE_REDIRECTS, site.id)
     return inserted, updated, removed, moved
 
 
@@ -322,31 +362,35 @@ async def _generate_locked(
     if unknown:
         raise GenerateError(f"unknown service(s) for site '{site.slug}': {', '.join(unknown)}")
     selected = [services[slug] for slug in options.services] or list(services.values())
-    service_filter = selected if options.services else None
     locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
-    total = len(selected) * locations
     started = time.monotonic()
-    if total:
-        results = await _render_all(
+    inserted = 0
+    if selected:  # workers run even with no locations: they stage the pages that are gone
+        rendered = await _render_all(
+            merger,
             dsn,
             settings,
             site,
             selected,
             stage,
             options.workers or default_workers(),
-            progress_start(total),
+            progress_start(len(selected) * locations),
         )
-        for result in results:
+        inserted = rendered.inserted
+        for result in rendered.results:
             report.pages += result.pages
             report.lengths.add(result.lengths)
     report.render_seconds = time.monotonic() - started
     started = time.monotonic()
     try:
         async with merger.transaction():  # a savepoint: a collision can be explained
-            counts = await _merge(merger, site, stage, service_filter)
+            counts = await _merge(merger, site, stage)
+            if inserted or counts[0]:  # new pages may take back a redirected path
+                await merger.execute(MERGE_LIVE_REDIRECTS, site.id)
     except asyncpg.UniqueViolationError:
-        raise GenerateError(await _explain_collision(stager, site, stage)) from None
+        raise GenerateError(await _explain_collision(merger, site, stage)) from None
     report.merge_seconds = time.monotonic() - started
     report.inserted, report.updated, report.removed, report.redirects = counts
+    report.inserted += inserted
     report.unchanged = report.pages - report.inserted - report.updated
     return report

@@ -6,11 +6,12 @@ import hashlib
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
+from seo_engine import copyrows
 from seo_engine.content import ContentTemplates, time_limit
 from seo_engine.sites import Site
 
@@ -19,23 +20,6 @@ DESCRIPTION_LIMIT = 160
 SIBLING_LINKS = 6
 PAGE_TIME_LIMIT_SECONDS = 2.0
 EXAMPLES_KEPT = 5
-
-# The COPY column order of a page row; the worker's records follow it exactly.
-PAGE_COLUMNS = (
-    "service_id",
-    "location_id",
-    "path",
-    "title",
-    "meta_description",
-    "h1",
-    "intro",
-    "sections",
-    "faq",
-    "links",
-    "quality_score",
-    "indexable",
-    "content_hash",
-)
 
 
 @dataclass(frozen=True)
@@ -46,6 +30,14 @@ class Dimension:
     key: str
     slug: str
     context: dict[str, Any]
+
+
+class RenderedPage(NamedTuple):
+    """One page of a service, ready to COPY (`row` is in `copyrows.COLUMNS` order)."""
+
+    location_id: int
+    content_hash: bytes
+    row: bytes
 
 
 @dataclass
@@ -139,7 +131,7 @@ class PageBuilder:
         pattern = self.site.path_pattern
         return pattern.replace("{service}", service.slug).replace("{location}", location.slug)
 
-    def pages(self, service_id: int, lengths: LengthReport) -> Iterator[tuple[object, ...]]:
+    def pages(self, service_id: int, lengths: LengthReport) -> Iterator[RenderedPage]:
         """Every page row of one service, in location order."""
         service = self.services[service_id]
         siblings = self.siblings[service_id]
@@ -191,9 +183,16 @@ class PageBuilder:
                     {"path": self.path(s, location), "name": s.context["name"]} for s in siblings
                 ],
             }
-            sections = orjson.dumps([{"heading": h, "body": b} for h, b in text.sections]).decode()
-            faq = orjson.dumps([{"question": q, "answer": a} for q, a in text.faq]).decode()
-            links_json = orjson.dumps(links).decode()
+            fields = (
+                path.encode(),
+                text.title.encode(),
+                text.meta_description.encode(),
+                text.h1.encode(),
+                text.intro.encode(),
+                orjson.dumps([{"heading": h, "body": b} for h, b in text.sections]),
+                orjson.dumps([{"question": q, "answer": a} for q, a in text.faq]),
+                orjson.dumps(links),
+            )
             body_words = _words(
                 text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)
             )
@@ -207,34 +206,10 @@ class PageBuilder:
             )
             indexable = score >= self.site.options.index_threshold
             digest = hashlib.blake2b(
-                "\x1f".join(
-                    (
-                        path,
-                        text.title,
-                        text.meta_description,
-                        text.h1,
-                        text.intro,
-                        sections,
-                        faq,
-                        links_json,
-                        str(indexable),
-                        str(score),
-                    )
-                ).encode(),
+                b"\x1f".join((*fields, str(indexable).encode(), str(score).encode())),
                 digest_size=16,
             ).digest()
-            yield (
-                service.id,
-                location.id,
-                path,
-                text.title,
-                text.meta_description,
-                text.h1,
-                text.intro,
-                sections,
-                faq,
-                links_json,
-                score,
-                indexable,
-                digest,
+            row = copyrows.encode(
+                self.site.id, service.id, location.id, fields, score, indexable, digest
             )
+            yield RenderedPage(location.id, digest, row)

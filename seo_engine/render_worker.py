@@ -8,13 +8,11 @@ import os
 import signal
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
-from typing import Any
 
-from seo_engine import database, sites
+from seo_engine import copyrows, database, sites
 from seo_engine.content import ContentError
 from seo_engine.database import Connection
 from seo_engine.pagebuild import (
-    PAGE_COLUMNS,
     Dimension,
     LengthReport,
     PageBuilder,
@@ -24,6 +22,7 @@ from seo_engine.pagebuild import (
 from seo_engine.settings import Settings
 
 COPY_BATCH_ROWS = 2000
+GONE_COLUMNS = ("service_id", "location_id")
 PR_SET_PDEATHSIG = 1
 
 SELECT_SERVICES = """
@@ -39,6 +38,12 @@ SELECT_NEIGHBOURS = """
 SELECT n.location_id, n.neighbour_id, n.distance_km
 FROM location_neighbours n JOIN locations l ON l.id = n.location_id
 WHERE l.site_id = $1 ORDER BY n.location_id, n.rank
+"""
+# What is stored for one service before this generate: the transaction that will merge
+# the results has not written anything these workers could see.
+SELECT_STORED = """
+SELECT location_id, content_hash, deleted_at IS NULL AS live
+FROM pages WHERE site_id = $1 AND service_id = $2
 """
 
 
@@ -57,9 +62,18 @@ class WorkerFailure(Exception):
 
 @dataclass
 class ServiceResult:
+    """What one service produced: rendered pages, new-page batches sent, rows staged."""
+
     service_id: int
     pages: int
     lengths: LengthReport
+    sent: int = 0
+    staged: int = 0
+    gone: int = 0
+
+
+# Messages to the parent: a count of rendered pages, or a COPY payload of new pages.
+Message = int | bytes
 
 
 @dataclass
@@ -68,7 +82,7 @@ class _Worker:
     connection: Connection
     builder: PageBuilder
     stage: str
-    progress: Queue[int]
+    messages: Queue[Message]
 
 
 _worker: _Worker | None = None
@@ -115,7 +129,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def start(dsn: str, settings: Settings, site_slug: str, stage: str, progress: Queue[int]) -> None:
+def start(
+    dsn: str, settings: Settings, site_slug: str, stage: str, messages: Queue[Message]
+) -> None:
     """Process-pool initializer: connect and load everything once per worker."""
     global _worker, _failed_start
     # The parent decides what an interrupt means; workers just stop when it tells them.
@@ -128,33 +144,70 @@ def start(dsn: str, settings: Settings, site_slug: str, stage: str, progress: Qu
     except Exception as error:  # reported by the first task instead of a broken pool
         _failed_start = _failure(error)
         return
-    _worker = _Worker(loop, connection, builder, stage, progress)
+    _worker = _Worker(loop, connection, builder, stage, messages)
 
 
 async def _copy_service(worker: _Worker, service_id: int) -> ServiceResult:
-    lengths = LengthReport()
-    batch: list[tuple[Any, ...]] = []
-    pages = 0
-    for record in worker.builder.pages(service_id, lengths):
-        batch.append(record)
-        if len(batch) >= COPY_BATCH_ROWS:
-            await _copy(worker, batch)
-            pages += len(batch)
-            batch = []
-    if batch:
-        await _copy(worker, batch)
-        pages += len(batch)
-    return ServiceResult(service_id, pages, lengths)
+    """Render one service; new pages go to the parent, changed ones to the stage.
+
+    The parent inserts new pages straight into `pages` inside its merge transaction;
+    pages whose content changed (or that return from a tombstone) are staged for the
+    merge's UPDATE; unchanged pages are only counted; stored live pages this run no longer
+    renders are staged by key as gone.
+    """
+    site_id = worker.builder.site.id
+    stored = {
+        row["location_id"]: (row["content_hash"], row["live"])
+        for row in await worker.connection.fetch(SELECT_STORED, site_id, service_id)
+    }
+    result = ServiceResult(service_id, 0, LengthReport())
+    new: list[bytes] = []
+    changed: list[bytes] = []
+    for page in worker.builder.pages(service_id, result.lengths):
+        result.pages += 1
+        before = stored.pop(page.location_id, None)
+        if before is None:
+            new.append(page.row)
+        elif before[0] != page.content_hash or not before[1]:
+            changed.append(page.row)
+        if len(new) >= COPY_BATCH_ROWS:  # put() blocks while the parent's queue is full
+            worker.messages.put(copyrows.payload(new))
+            result.sent += 1
+            new = []
+        if len(changed) >= COPY_BATCH_ROWS:
+            result.staged += await _stage(worker, copyrows.payload(changed))
+            changed = []
+        if result.pages % COPY_BATCH_ROWS == 0:
+            worker.messages.put(COPY_BATCH_ROWS)
+    if new:
+        worker.messages.put(copyrows.payload(new))
+        result.sent += 1
+    if changed:
+        result.staged += await _stage(worker, copyrows.payload(changed))
+    worker.messages.put(result.pages % COPY_BATCH_ROWS)
+    gone = [(service_id, location_id) for location_id, (_, live) in stored.items() if live]
+    if gone:
+        await _stage(worker, copyrows.keys(gone), f"{worker.stage}_gone", GONE_COLUMNS)
+        result.gone = len(gone)
+    return result
 
 
-async def _copy(worker: _Worker, batch: list[tuple[Any, ...]]) -> None:
+async def _stage(
+    worker: _Worker,
+    payload: bytes,
+    table: str | None = None,
+    columns: tuple[str, ...] = copyrows.COLUMNS,
+) -> int:
     # asyncpg does not notice a dead connection until its input is exhausted: check first.
     if worker.connection.is_closed():
         raise ConnectionLost("the database connection closed during generate")
-    await worker.connection.copy_records_to_table(
-        worker.stage, records=batch, columns=list(PAGE_COLUMNS)
+    status = await worker.connection.copy_to_table(
+        table or worker.stage,
+        source=copyrows.source(payload),
+        columns=list(columns),
+        format="binary",
     )
-    worker.progress.put(len(batch))
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def render_service(service_id: int) -> ServiceResult:

@@ -124,6 +124,62 @@ def test_renaming_back_removes_the_redirect_from_a_live_path(
     ]
 
 
+def test_a_new_location_can_take_the_old_slug_of_a_renamed_one_in_the_same_run(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    setup_site(fresh_dsn, tmp_path)
+    swapped = [
+        LOCATIONS[0].replace("austin-tx", "austin-texas"),
+        *LOCATIONS[1:],
+        "9,austin-tx,Austin Two,Texas,TX,US,1000,30.1,-97.5,America/Chicago",
+    ]
+    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, swapped)))
+    result = cli(fresh_dsn, "generate", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "2 inserted" in result.stdout
+    rows = fetch(
+        fresh_dsn,
+        "SELECT p.path, l.key FROM pages p JOIN locations l ON l.id = p.location_id "
+        "WHERE p.path LIKE '%/austin-%' AND p.deleted_at IS NULL ORDER BY p.path",
+    )
+    assert [(r["path"], r["key"]) for r in rows] == [
+        ("/gutter-cleaning/austin-texas", "1"),
+        ("/gutter-cleaning/austin-tx", "9"),
+        ("/roof-repair/austin-texas", "1"),
+        ("/roof-repair/austin-tx", "9"),
+    ]
+    redirects = fetch(fresh_dsn, "SELECT from_path FROM redirects")
+    assert redirects == [], "a path that is live again is not redirected"
+
+
+def test_locations_below_a_raised_min_population_become_tombstones(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    setup_site(fresh_dsn, tmp_path)
+    site = (DATA / "site.toml").read_text()
+    raised = site.replace("[generate]\n", "[generate]\nmin_population = 100000\n")
+    assert raised != site
+    assert (
+        cli(fresh_dsn, "sites", "add", str(write(tmp_path / "s.toml", raised, []))).exit_code == 0
+    )
+    result = cli(fresh_dsn, "generate")
+    assert "testsite: 6 pages; 0 inserted, 6 updated, 0 unchanged, 2 removed" in result.stdout, (
+        "San Marcos leaves every remaining page's nearby links"
+    )
+    dead = fetch(fresh_dsn, "SELECT path FROM pages WHERE deleted_at IS NOT NULL ORDER BY path")
+    assert [r["path"] for r in dead] == [
+        "/gutter-cleaning/san-marcos-tx",
+        "/roof-repair/san-marcos-tx",
+    ]
+    everything = raised.replace("min_population = 100000", "min_population = 100000000")
+    assert (
+        cli(fresh_dsn, "sites", "add", str(write(tmp_path / "s.toml", everything, []))).exit_code
+        == 0
+    )
+    result = cli(fresh_dsn, "generate")
+    assert "testsite: 0 pages; 0 inserted, 0 updated, 0 unchanged, 6 removed" in result.stdout
+
+
 def test_a_removed_service_leaves_tombstones_and_its_return_builds_new_pages(
     fresh_dsn: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,74 @@
+"""Page rows in PostgreSQL's binary COPY format, encoded where they are rendered.
+
+The render workers encode their own rows, so the process that loads them only forwards
+bytes: `COPY … FROM STDIN (FORMAT binary)` is the fastest way into PostgreSQL, and one
+encoding serves both the staging table and `pages`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator
+
+# site_id, then the page columns in this order; `PageRow` below has the same fields.
+COLUMNS = (
+    "site_id",
+    "service_id",
+    "location_id",
+    "path",
+    "title",
+    "meta_description",
+    "h1",
+    "intro",
+    "sections",
+    "faq",
+    "links",
+    "quality_score",
+    "indexable",
+    "content_hash",
+)
+
+HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+TRAILER = struct.pack("!h", -1)
+_KEYS = struct.Struct("!hiiiqiq")  # field count, site_id int4, service_id and location_id int8
+_LENGTH = struct.Struct("!i")
+_TAIL = struct.Struct("!ifi?i")  # quality_score float4, indexable bool, length of the hash
+_PAIR = struct.Struct("!hiqiq")  # two int8 columns
+
+
+def encode(
+    site_id: int,
+    service_id: int,
+    location_id: int,
+    fields: tuple[bytes, ...],
+    quality_score: float,
+    indexable: bool,
+    content_hash: bytes,
+) -> bytes:
+    """One page row as a binary COPY tuple.
+
+    `fields` are the UTF-8 texts of path … links in column order; `json` travels in
+    binary COPY as its text, exactly like `text`.
+    """
+    parts = [_KEYS.pack(len(COLUMNS), 4, site_id, 8, service_id, 8, location_id)]
+    for data in fields:
+        parts.append(_LENGTH.pack(len(data)))
+        parts.append(data)
+    parts.append(_TAIL.pack(4, quality_score, 1, indexable, len(content_hash)))
+    parts.append(content_hash)
+    return b"".join(parts)
+
+
+def payload(rows: list[bytes]) -> bytes:
+    """A complete COPY stream (header, rows, trailer) for one batch."""
+    return b"".join((HEADER, *rows, TRAILER))
+
+
+def keys(pairs: list[tuple[int, int]]) -> bytes:
+    """(service_id, location_id) pairs as a complete COPY stream of two bigint columns."""
+    return b"".join((HEADER, *(_PAIR.pack(2, 8, s, 8, loc) for s, loc in pairs), TRAILER))
+
+
+async def source(payload: bytes) -> AsyncIterator[bytes]:
+    """A payload as asyncpg's `copy_to_table(source=…)` takes it without a thread hop."""
+    yield payload
