@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve test lint typecheck pytest bench-tools clean
+.PHONY: install demo serve test lint typecheck pytest system-tools bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -35,6 +35,14 @@ test: lint typecheck pytest
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist
 
-# wrk for bench/serve_bench.py (Debian package; needs root).
+# PgBouncer for tests/test_pgbouncer.py (Debian package, needs root; without it those
+# tests are skipped with a reason).
+system-tools:
+	@[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
+	  echo "warning: could not install pgbouncer; tests/test_pgbouncer.py will be skipped"
+
+# wrk and pgbench for the benchmarks in bench/ (Debian packages; needs root).
 bench-tools:
-	apt-get update -qq && apt-get install -y -qq wrk
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk postgresql-contrib

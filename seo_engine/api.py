@@ -354,11 +354,11 @@ async def page_document(
                 return Response(
                     status_code=304, headers=_version_headers(tag, version["updated_at"])
                 )
-        row = await pages.page_by_slugs(connection, chosen.id, service, location)
+        row = await pages.document_by_slugs(connection, chosen, service, location)
     if row is None:
         return no_page(service, location)
-    document = documents.page_document(chosen, row)
-    return json_response(document, headers=_version_headers(document["etag"], row["updated_at"]))
+    headers = _version_headers(documents.etag(row["content_hash"]), row["updated_at"])
+    return Response(row["document"], media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -387,10 +387,10 @@ async def export(
             position: tuple[Any, ...] = (0,) if since is None else (since, 0)
             while True:
                 async with database.acquire(pool, timeout) as connection:
-                    rows = await pages.export_chunk(connection, chosen.id, position, EXPORT_CHUNK)
+                    rows = await pages.export_chunk(connection, chosen, position, EXPORT_CHUNK)
                 if not rows:
                     return
-                yield documents.ndjson(chosen, rows)
+                yield documents.ndjson(rows)
                 position = documents.next_position(rows, by_update=since is not None)
 
     return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})

@@ -50,9 +50,11 @@ def resolve_dsn(settings: Settings) -> str:
 
 
 def server_settings(settings: Settings) -> dict[str, str]:
-    """Per-connection server settings that bound every statement and idle transaction."""
+    """Per-connection server settings: bounds on every statement and idle transaction, and
+    UTC, in which PostgreSQL writes the timestamps of the documents it builds."""
     return {
         "application_name": APPLICATION_NAME,
+        "timezone": "UTC",
         "statement_timeout": str(int(settings.statement_timeout * 1000)),
         "idle_in_transaction_session_timeout": str(
             int(settings.idle_in_transaction_timeout * 1000)

@@ -27,8 +27,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 SELECT_APPLIED = "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version"
 INSERT_APPLIED = "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
-LOCK = "SELECT pg_advisory_lock($1)"
-UNLOCK = "SELECT pg_advisory_unlock($1)"
+# Transaction-scoped, like everything else here, so that migrations work behind a
+# transaction-mode pooler: each migration takes the lock, re-reads the history, applies.
+LOCK = "SELECT pg_advisory_xact_lock($1)"
+NO_TIME_LIMIT = "SET LOCAL statement_timeout = 0"
 
 
 class MigrationError(Exception):
@@ -105,28 +107,28 @@ async def at_head(connection: Connection) -> bool:
 
 
 async def migrate(connection: Connection) -> list[Migration]:
-    """Apply pending migrations under an advisory lock; return the ones applied now."""
-    await connection.execute(LOCK, MIGRATION_LOCK_KEY)
-    try:
-        await connection.execute("SET statement_timeout = 0")
-        await connection.execute(CREATE_TABLE)
-        migrations = available()
-        applied = await _applied(connection)
-        _check_history(migrations, applied)
-        done = []
-        for migration in migrations:
-            if migration.version in applied:
-                continue
-            async with connection.transaction():
-                await connection.execute(migration.sql)
-                await connection.execute(
-                    INSERT_APPLIED, migration.version, migration.name, migration.checksum
-                )
-            done.append(migration)
-        return done
-    finally:
-        await connection.execute("RESET statement_timeout")
-        await connection.execute(UNLOCK, MIGRATION_LOCK_KEY)
+    """Apply pending migrations, one transaction each under an advisory lock.
+
+    Returns the ones applied now; a concurrent `migrate` waits and then finds them applied.
+    """
+    migrations = available()
+    done: list[Migration] = []
+    while True:
+        async with connection.transaction():
+            await connection.execute(LOCK, MIGRATION_LOCK_KEY)
+            await connection.execute(NO_TIME_LIMIT)
+            await connection.execute(CREATE_TABLE)
+            applied = await _applied(connection)
+            _check_history(migrations, applied)
+            pending = [item for item in migrations if item.version not in applied]
+            if not pending:
+                return done
+            migration = pending[0]
+            await connection.execute(migration.sql)
+            await connection.execute(
+                INSERT_APPLIED, migration.version, migration.name, migration.checksum
+            )
+        done.append(migration)
 
 
 async def run_migrations(settings: Settings) -> list[Migration]:

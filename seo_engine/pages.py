@@ -10,21 +10,18 @@ import asyncpg
 import orjson
 
 from seo_engine.database import Connection
+from seo_engine.sites import Site
 
-DOCUMENT_COLUMNS = """
-p.id, p.path, p.title, p.meta_description, p.h1, p.intro, p.sections, p.faq, p.links,
-p.quality_score, p.indexable, p.content_hash, p.updated_at, p.deleted_at,
-s.slug AS service_slug, s.name AS service_name, s.category AS service_category,
-l.slug AS location_slug, l.name AS location_name, l.region_name, l.region_code,
-l.country_code, l.population, l.latitude, l.longitude
-"""
-PAGE_BY_SLUGS = f"""
-SELECT {DOCUMENT_COLUMNS}
+# Page documents are built by PostgreSQL (migration 0003, `page_document`); the site's
+# slug, name and base URL come from the app's site directory as the last three arguments.
+PAGE_DOCUMENT_BY_SLUGS = """
+SELECT convert_to(page_document(p, s, l, $4, $5, $6)::text, 'UTF8') AS document,
+       p.content_hash, p.updated_at
 FROM services s
 JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
 JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
 WHERE s.site_id = $1 AND s.slug = $2
-"""  # noqa: S608 (constant columns)
+"""
 PAGE_VERSION_BY_SLUGS = """
 SELECT p.content_hash, p.updated_at
 FROM services s
@@ -32,11 +29,12 @@ JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
 JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
 WHERE s.site_id = $1 AND s.slug = $2
 """
-PAGE_BY_PATH = f"""
-SELECT {DOCUMENT_COLUMNS}
+PAGE_BY_PATH = """
+SELECT page_document(p, s, l, $3, $4, $5)::text AS document, s.slug AS service_slug,
+       l.slug AS location_slug, p.content_hash, p.updated_at, p.indexable
 FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
 WHERE p.site_id = $1 AND p.path = $2 AND p.deleted_at IS NULL
-"""  # noqa: S608 (constant columns)
+"""
 PAGE_VERSION_BY_PATH = """
 SELECT content_hash, updated_at, indexable FROM pages
 WHERE site_id = $1 AND path = $2 AND deleted_at IS NULL
@@ -64,19 +62,27 @@ LIST_FROM = """
 FROM pages p
 LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
 """
-EXPORT_LIVE = f"""
-SELECT {DOCUMENT_COLUMNS}
+# Export rows: the document of a live page, a tombstone for a removed one (changes only).
+EXPORT_DOCUMENT = """
+CASE WHEN p.deleted_at IS NULL THEN page_document(p, s, l, $2, $3, $4)
+     ELSE json_build_object('path', p.path, 'url', $4 || p.path, 'deleted', true,
+                            'updated_at', p.updated_at) END
+"""
+EXPORT_LIVE = """
+SELECT p.id, p.updated_at, p.content_hash,
+       convert_to(page_document(p, s, l, $2, $3, $4)::text, 'UTF8') AS document
 FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
-WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.id > $2
-ORDER BY p.id LIMIT $3
-"""  # noqa: S608 (constant columns)
+WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.id > $5
+ORDER BY p.id LIMIT $6
+"""
 EXPORT_CHANGES = f"""
-SELECT {DOCUMENT_COLUMNS}
+SELECT p.id, p.updated_at, p.content_hash,
+       convert_to(({EXPORT_DOCUMENT})::text, 'UTF8') AS document
 FROM pages p
 LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
-WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($2::timestamptz, $3::bigint)
-ORDER BY p.updated_at, p.id LIMIT $4
-"""  # noqa: S608 (constant columns)
+WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($5::timestamptz, $6::bigint)
+ORDER BY p.updated_at, p.id LIMIT $7
+"""  # noqa: S608 (constant SQL)
 
 
 @dataclass(frozen=True)
@@ -97,14 +103,23 @@ class PageFilters:
         return " AND ".join(conditions), arguments
 
 
-async def page_by_slugs(
-    connection: Connection, site_id: int, service: str, location: str
+def site_arguments(site: Site) -> tuple[str, str, str]:
+    """The arguments `page_document` takes after the page: the site's slug, name, base URL."""
+    return site.slug, site.name, site.base_url
+
+
+async def document_by_slugs(
+    connection: Connection, site: Site, service: str, location: str
 ) -> asyncpg.Record | None:
-    return await connection.fetchrow(PAGE_BY_SLUGS, site_id, service, location)
+    """A live page's document (UTF-8 JSON bytes), content hash and update time."""
+    return await connection.fetchrow(
+        PAGE_DOCUMENT_BY_SLUGS, site.id, service, location, *site_arguments(site)
+    )
 
 
-async def page_by_path(connection: Connection, site_id: int, path: str) -> asyncpg.Record | None:
-    return await connection.fetchrow(PAGE_BY_PATH, site_id, path)
+async def page_by_path(connection: Connection, site: Site, path: str) -> asyncpg.Record | None:
+    """A live page's document (JSON text) and what its HTML response needs."""
+    return await connection.fetchrow(PAGE_BY_PATH, site.id, path, *site_arguments(site))
 
 
 async def page_version_by_path(
@@ -190,9 +205,15 @@ async def count(
 
 
 async def export_chunk(
-    connection: Connection, site_id: int, position: tuple[Any, ...], limit: int
+    connection: Connection, site: Site, position: tuple[Any, ...], limit: int
 ) -> list[asyncpg.Record]:
-    """The next `limit` page documents' rows after `position` ((id,) or (updated_at, id))."""
+    """The next `limit` export rows (id, updated_at, content_hash, document bytes) after
+    `position`.
+
+    `position` is (id,) for live pages, or (updated_at, id) for changes, which include
+    tombstones.
+    """
+    arguments = (site.id, *site_arguments(site), *position, limit)
     if len(position) == 1:
-        return await connection.fetch(EXPORT_LIVE, site_id, position[0], limit)
-    return await connection.fetch(EXPORT_CHANGES, site_id, *position, limit)
+        return await connection.fetch(EXPORT_LIVE, *arguments)
+    return await connection.fetch(EXPORT_CHANGES, *arguments)

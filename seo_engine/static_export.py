@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from seo_engine import database, documents, hubs, pages, sitemaps, sites, web
 from seo_engine.database import Connection
 from seo_engine.settings import Settings
@@ -119,9 +121,11 @@ async def export_static(
         hub_paths = await _hub_paths(connection, site)
         advance = progress_start(total + len(hub_paths))
         position: tuple[Any, ...] = (0,)
-        while rows := await pages.export_chunk(connection, site.id, position, CHUNK):
+        while rows := await pages.export_chunk(connection, site, position, CHUNK):
             for row in rows:
-                _write(root, _page_file(row["path"]), web.page_html(site, row, None).body)
+                page = orjson.loads(row["document"])
+                body = web.page_html(site, page, row["content_hash"], row["updated_at"], None).body
+                _write(root, _page_file(page["path"]), body)
             report.pages += len(rows)
             advance(len(rows))
             position = (rows[-1]["id"],)
@@ -159,8 +163,8 @@ async def export_ndjson(
         except OSError as error:
             raise ExportError(f"cannot write {target}: {error.strerror}") from None
         with out:
-            while rows := await pages.export_chunk(connection, site.id, position, CHUNK):
-                out.write(documents.ndjson(site, rows))
+            while rows := await pages.export_chunk(connection, site, position, CHUNK):
+                out.write(documents.ndjson(rows))
                 report.pages += len(rows)
                 advance(len(rows))
                 position = documents.next_position(rows, by_update=since is not None)

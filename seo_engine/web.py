@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.datastructures import URL
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from seo_engine import caching, database, documents, html, hubs, pages, problems
+from seo_engine import caching, database, html, hubs, pages, problems
 from seo_engine.database import Connection
 from seo_engine.dependencies import AppSettings, Pool
 from seo_engine.directory import SiteDirectory
@@ -67,9 +68,14 @@ def _respond(request: Request, rendered: Rendered) -> Response:
     return HTMLResponse(rendered.body, headers=headers)
 
 
-def page_html(site: Site, row: Any, api_url: str | None) -> Rendered:
-    """A service x location page from its stored row (shared by the server and the export)."""
-    page = documents.page_document(site, row, parsed=True)
+def page_html(
+    site: Site,
+    page: dict[str, Any],
+    content_hash: bytes,
+    modified: datetime,
+    api_url: str | None,
+) -> Rendered:
+    """A service x location page from its parsed document (for the server and the export)."""
     body = html.render(
         site,
         "page.html",
@@ -84,8 +90,8 @@ def page_html(site: Site, row: Any, api_url: str | None) -> Rendered:
     )
     return Rendered(
         body,
-        etag=html.page_etag(row["content_hash"]),
-        modified=row["updated_at"],
+        etag=html.page_etag(content_hash),
+        modified=modified,
         indexable=page["indexable"],
         alternate=api_url,
     )
@@ -250,14 +256,16 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
                 if caching.not_modified(request, etag, version["updated_at"]):
                     headers = _headers(etag, version["updated_at"], version["indexable"], None)
                     return Response(status_code=304, headers=headers)
-        row = await pages.page_by_path(connection, site.id, path)
+        row = await pages.page_by_path(connection, site, path)
         if row is not None:
             api_url = str(
                 request.url_for(
                     "page_document", service=row["service_slug"], location=row["location_slug"]
                 ).include_query_params(site=site.slug)
             )
-            return _respond(request, page_html(site, row, api_url))
+            page = orjson.loads(row["document"])
+            rendered = page_html(site, page, row["content_hash"], row["updated_at"], api_url)
+            return _respond(request, rendered)
         hub = await render_hub(connection, site, path)
         if hub is not None:
             return _respond(request, hub)

@@ -45,6 +45,13 @@ def live_server(settings: Settings) -> Iterator[str]:
 @contextmanager
 def served(environment: dict[str, str], workers: int = 2) -> Iterator[str]:
     """`seo-engine serve` as a process of its own (no GIL shared with the test)."""
+    with serving(environment, workers) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving(environment: dict[str, str], workers: int = 2) -> Iterator[tuple[str, int]]:
+    """Like `served`, also yielding the server's pid (the only process when workers=1)."""
     import os
     import signal
     import subprocess
@@ -71,7 +78,7 @@ def served(environment: dict[str, str], workers: int = 2) -> Iterator[str]:
             assert server.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
         try:
-            yield url
+            yield url, server.pid
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

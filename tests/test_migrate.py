@@ -60,8 +60,9 @@ async def test_concurrent_migrators_apply_each_migration_once(databases: Databas
     connections = [await asyncpg.connect(dsn) for _ in range(3)]
     try:
         results = await asyncio.gather(*(migrate.migrate(c) for c in connections))
-        applied = sorted(len(result) for result in results)
-        assert applied == [0, 0, len(migrate.available())]
+        applied = sorted(m.version for result in results for m in result)
+        assert applied == [m.version for m in migrate.available()], "each exactly once"
+        assert await migrate.at_head(connections[0])
     finally:
         for connection in connections:
             await connection.close()

@@ -1,0 +1,1 @@
+"""Baselines for bench/serve_bench.py: honest, idiomatic alternatives, never used by the product."""

@@ -1,0 +1,53 @@
+"""Baseline C, a straightforward rendered page: asyncpg `fetchrow` + a Jinja2 render per
+request. Run with uvicorn's defaults: `uvicorn bench.baselines.async_jinja:app`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import jinja2
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+
+SITE_ID = int(os.environ.get("SITE_ID", "1"))
+pool: asyncpg.Pool | None = None
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True
+)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    global pool
+    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"])
+    yield
+    await pool.close()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/{path:path}", response_class=HTMLResponse)
+async def page(path: str) -> str:
+    assert pool is not None
+    row = await pool.fetchrow(
+        "SELECT p.*, s.name AS service_name, l.name AS location_name "
+        "FROM pages p JOIN services s ON s.id = p.service_id "
+        "JOIN locations l ON l.id = p.location_id "
+        "WHERE p.site_id = $1 AND p.path = $2 AND p.deleted_at IS NULL",
+        SITE_ID,
+        "/" + path,
+    )
+    if row is None:
+        raise HTTPException(status_code=404)
+    return templates.get_template("page.html").render(
+        page=row,
+        sections=json.loads(row["sections"]),
+        faq=json.loads(row["faq"]),
+        links=json.loads(row["links"]),
+    )
