@@ -317,7 +317,7 @@ async def list_pages(
     return json_response(body, headers=_listing_headers(next_url))
 
 
-def _version_headers(tag: str, modified: datetime) -> dict[str, str]:
+def document_headers(tag: str, modified: datetime) -> dict[str, str]:
     return {
         "ETag": tag,
         "Last-Modified": format_datetime(modified.astimezone(UTC), usegmt=True),
@@ -352,12 +352,12 @@ async def page_document(
             tag = documents.etag(version["content_hash"])
             if caching.not_modified(request, tag, version["updated_at"]):
                 return Response(
-                    status_code=304, headers=_version_headers(tag, version["updated_at"])
+                    status_code=304, headers=document_headers(tag, version["updated_at"])
                 )
         row = await pages.document_by_slugs(connection, chosen, service, location)
     if row is None:
         return no_page(service, location)
-    headers = _version_headers(documents.etag(row["content_hash"]), row["updated_at"])
+    headers = document_headers(documents.etag(row["content_hash"]), row["updated_at"])
     return Response(row["document"], media_type="application/json", headers=headers)
 
 

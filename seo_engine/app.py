@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,14 +11,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from seo_engine import __version__, api, database, operations, problems, sitemaps, web
+from seo_engine import __version__, api, database, operations, pagecache, problems, sitemaps, web
 from seo_engine.cursors import CursorError
 from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
+from seo_engine.hotpath import HotPaths
 from seo_engine.limits import RequestLimits
+from seo_engine.pagecache import PageCache
 from seo_engine.settings import Settings, load_settings
 
 log = logging.getLogger("seo_engine.app")
 POOL_CLOSE_SECONDS = 5.0
+MB = 1024 * 1024
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,10 +41,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.sites = SiteDirectory()
         app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
         app.state.shards = sitemaps.ShardCache()
+        app.state.page_cache = PageCache(settings.page_cache_seconds, settings.page_cache_mb * MB)
+        listener = None
+        if settings.page_cache_seconds > 0:
+            listener = asyncio.create_task(pagecache.listen(dsn, settings, app.state.page_cache))
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             try:
                 await asyncio.wait_for(pool.close(), timeout=POOL_CLOSE_SECONDS)
             except TimeoutError:  # e.g. a database that stopped answering
@@ -58,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(UnknownSite, api.on_unknown_site)
     app.add_exception_handler(CursorError, api.on_bad_request)
     app.add_exception_handler(AmbiguousSite, api.on_bad_request)
+    app.add_middleware(HotPaths)  # inside GZip, outside FastAPI's routing
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestLimits)  # added last, so it runs first
     app.include_router(operations.router)

@@ -42,6 +42,10 @@ class DatabaseUnavailable(Exception):
         self.reason = reason
 
 
+# Everything that means "no database right now" where a connection is used.
+UNAVAILABLE: tuple[type[Exception], ...] = (DatabaseUnavailable, *CONNECTION_ERRORS)
+
+
 def resolve_dsn(settings: Settings) -> str:
     """Return the configured DSN, starting the embedded server when none is configured."""
     if settings.database_url is not None:

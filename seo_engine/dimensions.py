@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seo_engine import neighbours
+from seo_engine import neighbours, pagecache
 from seo_engine.database import Connection
 from seo_engine.seedfile import (
     LOCATIONS,
@@ -276,6 +276,8 @@ async def seed(
                 changed or await connection.fetchval(NEIGHBOURS_MISSING, site.id)
             ):
                 await _refresh_neighbours(connection, site)
+            if report.removed:  # tombstoned pages: API workers drop what they cached
+                await connection.execute(pagecache.NOTIFY)
             report.loaded = True
     except _DryRun:
         pass

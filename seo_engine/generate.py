@@ -16,7 +16,7 @@ from queue import Empty
 
 import asyncpg
 
-from seo_engine import copyrows, database, sites
+from seo_engine import copyrows, database, pagecache, sites
 from seo_engine.copyrows import COLUMNS
 from seo_engine.database import Connection
 from seo_engine.pagebuild import LengthReport
@@ -387,6 +387,8 @@ async def _generate_locked(
             counts = await _merge(merger, site, stage)
             if inserted or counts[0]:  # new pages may take back a redirected path
                 await merger.execute(MERGE_LIVE_REDIRECTS, site.id)
+            if inserted or any(counts):  # API workers drop what they cached, at commit
+                await merger.execute(pagecache.NOTIFY)
     except asyncpg.UniqueViolationError:
         raise GenerateError(await _explain_collision(merger, site, stage)) from None
     report.merge_seconds = time.monotonic() - started

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         default=10.0, gt=0, le=3600, description="Seconds in-flight requests get on SIGTERM."
     )
+    page_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description="How long a worker may reuse a rendered page or document (0: no cache); "
+        "a generate, seed or sites add clears every cache at once through LISTEN/NOTIFY.",
+    )
+    page_cache_mb: int = Field(
+        default=32, ge=1, le=100_000, description="Memory each worker may use for that cache."
+    )
     robots_disallow_all: bool = Field(
         default=False, description="Staging: robots.txt disallows everything."
     )

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
+from seo_engine import pagecache
 from seo_engine.content import ContentError, ContentTemplates
 from seo_engine.database import Connection
 
@@ -189,6 +190,8 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
     except asyncpg.UniqueViolationError:
         raise SiteError(f"another site already uses the domain {definition.domain}") from None
     outcome = "unchanged" if created is None else ("created" if created else "updated")
+    if outcome == "updated":  # templates or base URL may have changed: drop cached pages
+        await connection.execute(pagecache.NOTIFY)
     return await find(connection, definition.slug), outcome
 
 

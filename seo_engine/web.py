@@ -48,7 +48,7 @@ class Rendered:
         self.alternate = alternate
 
 
-def _headers(
+def page_headers(
     etag: str, modified: datetime | None, indexable: bool, alternate: str | None
 ) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": HTML_CACHE}
@@ -62,10 +62,15 @@ def _headers(
 
 
 def _respond(request: Request, rendered: Rendered) -> Response:
-    headers = _headers(rendered.etag, rendered.modified, rendered.indexable, rendered.alternate)
+    headers = page_headers(rendered.etag, rendered.modified, rendered.indexable, rendered.alternate)
     if caching.not_modified(request, rendered.etag, rendered.modified):
         return Response(status_code=304, headers=headers)
     return HTMLResponse(rendered.body, headers=headers)
+
+
+def document_url(site: Site, service: str, location: str) -> str:
+    """Where the page's JSON document lives (relative: the body does not depend on Host)."""
+    return f"/api/v1/pages/{service}/{location}?site={site.slug}"
 
 
 def page_html(
@@ -254,15 +259,11 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
             if version is not None:
                 etag = html.page_etag(version["content_hash"])
                 if caching.not_modified(request, etag, version["updated_at"]):
-                    headers = _headers(etag, version["updated_at"], version["indexable"], None)
+                    headers = page_headers(etag, version["updated_at"], version["indexable"], None)
                     return Response(status_code=304, headers=headers)
         row = await pages.page_by_path(connection, site, path)
         if row is not None:
-            api_url = str(
-                request.url_for(
-                    "page_document", service=row["service_slug"], location=row["location_slug"]
-                ).include_query_params(site=site.slug)
-            )
+            api_url = document_url(site, row["service_slug"], row["location_slug"])
             page = orjson.loads(row["document"])
             rendered = page_html(site, page, row["content_hash"], row["updated_at"], api_url)
             return _respond(request, rendered)

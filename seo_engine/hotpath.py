@@ -1,0 +1,227 @@
+"""The hot paths: a page's JSON document, a rendered page, and conditional requests for
+both, answered as plain ASGI before FastAPI's per-request machinery (routing, dependency
+injection, validation, response classes), from the worker's page cache when it can.
+
+Only the plainest form of each request is taken: GET or HEAD, no query string, a path of
+the site's page pattern or `/api/v1/pages/{service}/{location}`, a page that exists.
+Everything else — and every such request when the page is missing — goes on to FastAPI,
+whose routes for the same URLs stay the documented (OpenAPI) and complete implementation;
+both build responses with the same functions, so their answers are the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from seo_engine import api, caching, database, documents, html, pages, problems, web
+from seo_engine.database import Connection
+from seo_engine.pagecache import Entry, PageCache
+from seo_engine.sites import Site
+
+SLUG = "[a-z0-9]+(?:-[a-z0-9]+)*"
+DOCUMENT_PATH = re.compile(rf"/api/v1/pages/({SLUG})/({SLUG})")
+MAX_SLUG = 120
+JSON_TYPE = (b"content-type", b"application/json")
+HTML_TYPE = (b"content-type", b"text/html; charset=utf-8")
+VARY = (b"vary", b"Accept-Encoding")
+GZIP = (b"content-encoding", b"gzip")
+
+
+@lru_cache(maxsize=64)
+def page_path(pattern: str) -> re.Pattern[str]:
+    """The paths a site's `path_pattern` produces, e.g. /{service}/{location}."""
+    parts = re.split(r"(\{service\}|\{location\})", pattern)
+    return re.compile(
+        "".join(SLUG if part in ("{service}", "{location}") else re.escape(part) for part in parts)
+    )
+
+
+def _raw(headers: dict[str, str], *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] + [
+        *extra
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What the hot paths read of a request's headers (one pass over them)."""
+
+    host: str
+    if_none_match: str | None
+    if_modified_since: str | None
+    gzip: bool
+
+    @classmethod
+    def read(cls, scope: Scope) -> _Request:
+        host = ""
+        if_none_match = if_modified_since = None
+        gzip = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name == b"if-modified-since":
+                if_modified_since = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                gzip = b"gzip" in value
+        return cls(host, if_none_match, if_modified_since, gzip)
+
+    @property
+    def conditional(self) -> bool:
+        return self.if_none_match is not None or self.if_modified_since is not None
+
+    def is_current(self, entry: Entry) -> bool:
+        return caching.is_current(
+            self.if_none_match, self.if_modified_since, entry.etag, entry.modified
+        )
+
+
+class _Document:
+    """/api/v1/pages/{service}/{location}: the document PostgreSQL builds."""
+
+    def __init__(self, site: Site, service: str, location: str) -> None:
+        self.site, self.service, self.location = site, service, location
+        self.key = ("document", site.id, service, location)
+
+    async def version(self, connection: Connection) -> Entry | None:
+        row = await pages.page_version(connection, self.site.id, self.service, self.location)
+        if row is None:
+            return None
+        return self._entry(row, None)
+
+    async def load(self, connection: Connection) -> Entry | None:
+        row = await pages.document_by_slugs(connection, self.site, self.service, self.location)
+        if row is None:
+            return None
+        return self._entry(row, row["document"])
+
+    @staticmethod
+    def _entry(row: Any, body: bytes | None) -> Entry:
+        tag = documents.etag(row["content_hash"])
+        headers = _raw(api.document_headers(tag, row["updated_at"]), JSON_TYPE, VARY)
+        return Entry(tag, row["updated_at"], headers, body)
+
+
+class _Page:
+    """A service x location page, rendered from the same document."""
+
+    def __init__(self, site: Site, path: str) -> None:
+        self.site, self.path = site, path
+        self.key = ("page", site.id, path)
+
+    async def version(self, connection: Connection) -> Entry | None:
+        row = await pages.page_version_by_path(connection, self.site.id, self.path)
+        if row is None:
+            return None
+        tag = html.page_etag(row["content_hash"])
+        headers = web.page_headers(tag, row["updated_at"], row["indexable"], None)
+        return Entry(tag, row["updated_at"], _raw(headers, HTML_TYPE, VARY), None)
+
+    async def load(self, connection: Connection) -> Entry | None:
+        row = await pages.page_by_path(connection, self.site, self.path)
+        if row is None:
+            return None
+        alternate = web.document_url(self.site, row["service_slug"], row["location_slug"])
+        page = orjson.loads(row["document"])
+        rendered = web.page_html(self.site, page, row["content_hash"], row["updated_at"], alternate)
+        headers = web.page_headers(rendered.etag, rendered.modified, rendered.indexable, alternate)
+        return Entry(
+            rendered.etag, rendered.modified, _raw(headers, HTML_TYPE, VARY), rendered.body
+        )
+
+
+class HotPaths:
+    """ASGI middleware in front of FastAPI for the requests crawlers and builders send most."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "HEAD")
+            or scope["query_string"]
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            answered = await self._answer(scope, send)
+        except database.UNAVAILABLE as error:
+            reason = getattr(error, "reason", "the database is unavailable")
+            await problems.unavailable(reason)(scope, receive, send)
+            return
+        if not answered:
+            await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, send: Send) -> bool:
+        """Send the response and return True, or return False to pass the request on."""
+        path: str = scope["path"]
+        is_document = path.startswith("/api/v1/pages/")
+        if not is_document and (path.startswith("/api/") or path.endswith("/")):
+            return False
+        state = scope["app"].state
+        request = _Request.read(scope)
+        timeout = state.settings.acquire_timeout
+        site = await state.sites.by_host(state.pool, timeout, request.host)
+        if site is None:
+            return False
+        target: _Document | _Page
+        if is_document:
+            found = DOCUMENT_PATH.fullmatch(path)
+            if found is None or len(found[1]) > MAX_SLUG or len(found[2]) > MAX_SLUG:
+                return False
+            target = _Document(site, found[1], found[2])
+        elif page_path(site.path_pattern).fullmatch(path):
+            target = _Page(site, path)
+        else:
+            return False
+        cache: PageCache = state.page_cache
+        entry = cache.get(target.key)
+        if entry is not None and request.conditional and request.is_current(entry):
+            await _send(scope, send, 304, entry.headers, None)
+            return True
+        if entry is None or entry.body is None:
+            async with database.acquire(state.pool, timeout) as connection:
+                if request.conditional:
+                    version = await target.version(connection)
+                    if version is None:
+                        return False
+                    if request.is_current(version):
+                        cache.put(target.key, version)
+                        await _send(scope, send, 304, version.headers, None)
+                        return True
+                entry = await target.load(connection)
+            if entry is None:
+                return False
+            cache.put(target.key, entry)
+        await _send_body(scope, send, cache, entry, request.gzip)
+        return True
+
+
+async def _send_body(scope: Scope, send: Send, cache: PageCache, entry: Entry, gzip: bool) -> None:
+    assert entry.body is not None
+    body, headers = entry.body, entry.headers
+    if gzip:
+        before = entry.size()
+        compressed = entry.gzipped()
+        if compressed is not None:
+            cache.grew(entry, before)
+            body, headers = compressed, [*headers, GZIP]
+    await _send(scope, send, 200, headers, body)
+
+
+async def _send(
+    scope: Scope, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes | None
+) -> None:
+    if body is not None:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    content = body if body is not None and scope["method"] != "HEAD" else b""
+    await send({"type": "http.response.body", "body": content})

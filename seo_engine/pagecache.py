@@ -1,0 +1,126 @@
+"""Each API worker's cache of what it served: page documents, rendered pages, and the
+versions that conditional requests check, so that hot pages cost no database round trip.
+
+Entries live at most `page_cache_seconds`. Whatever changes pages (`generate`, `seed`,
+`sites add`) sends NOTIFY on CHANNEL in its transaction; every worker listens and clears
+its cache when that commits. Behind a transaction-mode pooler LISTEN does not work, and the
+time limit alone bounds how stale a cached page can be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from seo_engine import database
+from seo_engine.settings import Settings
+
+CHANNEL = "seo_engine_changes"
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
+ENTRY_OVERHEAD_BYTES = 512
+GZIP_MIN_BYTES = 1024
+RECONNECT_SECONDS = 1.0
+log = logging.getLogger("seo_engine.pagecache")
+
+
+@dataclass(slots=True)
+class Entry:
+    """One response as sent: its validators, headers and body (None: version only)."""
+
+    etag: str
+    modified: datetime | None
+    headers: list[tuple[bytes, bytes]]
+    body: bytes | None
+    expires: float = 0.0
+    _gzipped: bytes | None = field(default=None, repr=False)
+
+    def gzipped(self) -> bytes | None:
+        """The body compressed once (and kept), or None when it is too small to bother."""
+        if self.body is None or len(self.body) < GZIP_MIN_BYTES:
+            return None
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+    def size(self) -> int:
+        return len(self.body or b"") + len(self._gzipped or b"") + ENTRY_OVERHEAD_BYTES
+
+
+class PageCache:
+    """A least-recently-used map with a byte budget and a time limit per entry."""
+
+    def __init__(self, seconds: float, max_bytes: int) -> None:
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: Hashable) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires < time.monotonic():
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Hashable, entry: Entry) -> None:
+        if self.seconds <= 0:
+            return
+        if key in self._entries:
+            self._drop(key)
+        entry.expires = time.monotonic() + self.seconds
+        self._entries[key] = entry
+        self._bytes += entry.size()
+        while self._bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+
+    def grew(self, entry: Entry, before: int) -> None:
+        """Account for an entry that gained its gzipped body after it was stored."""
+        self._bytes += entry.size() - before
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _drop(self, key: Hashable) -> None:
+        self._bytes -= self._entries.pop(key).size()
+
+
+async def listen(dsn: str, settings: Settings, cache: PageCache) -> None:
+    """Clear `cache` whenever pages change, until cancelled.
+
+    A lost connection clears it too (changes may have been missed) and is reopened.
+    """
+    while True:
+        try:
+            await _listen_once(dsn, settings, cache)
+        except database.UNAVAILABLE as error:
+            log.debug("page cache listener: %s", type(error).__name__)
+        cache.clear()
+        await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _listen_once(dsn: str, settings: Settings, cache: PageCache) -> None:
+    connection = await database.connect(dsn, settings)
+    try:
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda *_: lost.set())
+        await connection.add_listener(CHANNEL, lambda *_: cache.clear())
+        cache.clear()
+        await lost.wait()
+    finally:
+        if not connection.is_closed():
+            with contextlib.suppress(*database.CONNECTION_ERRORS):
+                await connection.close(timeout=2)

@@ -1,0 +1,147 @@
+"""The hot paths and the worker page cache: same answers as FastAPI's routes, served from
+memory while fresh, dropped as soon as pages change (LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from seo_engine.app import create_app
+from tests.conftest import _client, make_settings
+from tests.seeding import LOCATION_HEADER, LOCATIONS, afetch, cli, setup_site, write
+
+PAGE = "/roof-repair/austin-tx"
+DOCUMENT = "/api/v1/pages/roof-repair/austin-tx"
+SETTLE_SECONDS = 3.0
+
+
+@pytest.fixture
+async def cached(fresh_dsn: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    settings = make_settings(fresh_dsn, page_cache_seconds=300)
+    async for client in _client(create_app(settings)):
+        await wait_for_listener(fresh_dsn)
+        yield client
+
+
+async def wait_for_listener(dsn: str) -> None:
+    """The listener connects in the background; NOTIFY before it listens would be lost."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        rows = await afetch(
+            dsn, "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+        )
+        if rows[0]["n"]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the page cache listener did not start")
+
+
+async def until(check: object, seconds: float = SETTLE_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_the_hot_path_answers_like_the_routes_behind_it(
+    cached: httpx.AsyncClient,
+) -> None:
+    hot = await cached.get(DOCUMENT)
+    routed = await cached.get(DOCUMENT + "?site=testsite")  # a query string: FastAPI's route
+    assert hot.status_code == routed.status_code == 200
+    assert hot.json() == routed.json()
+    for name in ("etag", "last-modified", "cache-control", "content-type"):
+        assert hot.headers[name] == routed.headers[name]
+    page = await cached.get(PAGE)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "server-timing" in page.headers
+
+
+async def test_conditional_head_and_gzip_requests(cached: httpx.AsyncClient) -> None:
+    page = await cached.get(PAGE, headers={"accept-encoding": "identity"})
+    tag = page.headers["etag"]
+    again = await cached.get(PAGE, headers={"if-none-match": tag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
+    modified = await cached.get(PAGE, headers={"if-modified-since": page.headers["last-modified"]})
+    assert modified.status_code == 304
+    head = await cached.head(PAGE)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 0
+    raw = await cached.get(PAGE, headers={"accept-encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip"
+    assert raw.content == page.content  # httpx decodes gzip
+    stale = await cached.get(DOCUMENT, headers={"if-none-match": '"0000"'})
+    assert stale.status_code == 200
+
+
+async def test_a_cached_page_is_served_from_memory_until_a_change_is_notified(
+    cached: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    assert (await cached.get(PAGE)).status_code == 200
+    # Removed behind the app's back, without NOTIFY: the cached copy is still served.
+    await afetch(fresh_dsn, "UPDATE pages SET deleted_at = now() WHERE path = $1", PAGE)
+    assert (await cached.get(PAGE)).status_code == 200
+    await afetch(fresh_dsn, "SELECT pg_notify('seo_engine_changes', '')")
+
+    async def gone() -> bool:
+        return (await cached.get(PAGE)).status_code == 404
+
+    await until(gone)
+
+
+async def test_generate_clears_every_workers_cache(
+    cached: httpx.AsyncClient, fresh_dsn: str, tmp_path: Path
+) -> None:
+    before = (await cached.get(DOCUMENT)).json()
+    changed = [LOCATIONS[0].replace("961855", "970000"), *LOCATIONS[1:]]
+    await asyncio.to_thread(
+        cli,
+        fresh_dsn,
+        "seed",
+        "locations",
+        str(write(tmp_path / "l2.csv", LOCATION_HEADER, changed)),
+    )
+    result = await asyncio.to_thread(cli, fresh_dsn, "generate")
+    assert result.exit_code == 0, result.output
+
+    async def updated() -> bool:
+        document = (await cached.get(DOCUMENT)).json()
+        return bool(document["etag"] != before["etag"])
+
+    await until(updated)
+    assert (await cached.get(DOCUMENT)).json()["location"]["population"] == 970000
+
+
+async def test_the_database_going_away_is_a_503_not_a_500(fresh_dsn: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    settings = make_settings(
+        "postgresql://nobody@127.0.0.1:1/none", page_cache_seconds=0, acquire_timeout=0.5
+    )
+    async for client in _client(create_app(settings)):
+        for url in (PAGE, DOCUMENT):
+            response = await client.get(url)
+            assert response.status_code == 503, url
+            assert response.headers["retry-after"]
+            assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_gzip_body_is_compressed_once() -> None:
+    from seo_engine.pagecache import Entry, PageCache
+
+    cache = PageCache(60, 10_000)
+    entry = Entry('"x"', None, [], b"a" * 5000)
+    cache.put("k", entry)
+    first = entry.gzipped()
+    assert first is not None and gzip.decompress(first) == b"a" * 5000
+    assert entry.gzipped() is first
+    cache.put("other", Entry('"y"', None, [], b"b" * 9000))
+    assert cache.get("k") is None, "the byte budget evicts the least recently used entry"
