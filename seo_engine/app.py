@@ -70,9 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(UnknownSite, api.on_unknown_site)
     app.add_exception_handler(CursorError, api.on_bad_request)
     app.add_exception_handler(AmbiguousSite, api.on_bad_request)
-    app.add_middleware(HotPaths)  # inside GZip, outside FastAPI's routing
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(RequestLimits)  # added last, so it runs first
+    app.add_middleware(RequestLimits)
+    app.add_middleware(HotPaths)  # added last, so it runs first
     app.include_router(operations.router)
     app.include_router(api.router)
     app.include_router(sitemaps.router)

@@ -284,6 +284,8 @@ async def seed(
     finally:
         if rejects is not None:
             rejects.close()
+    if report.loaded and (report.inserted or report.updated or report.removed):
+        await connection.execute(f"ANALYZE {schema.name}")  # plans see the new rows at once
     return report
 
 

@@ -50,6 +50,7 @@ CREATE UNLOGGED TABLE {stage}_gone (service_id bigint NOT NULL, location_id bigi
     WITH (autovacuum_enabled = false)
 """
 DROP_STAGE = "DROP TABLE IF EXISTS {stage}, {stage}_gone"
+ANALYZE_PAGES = "ANALYZE pages"
 SELECT_SERVICE_IDS = "SELECT id, slug FROM services WHERE site_id = $1 ORDER BY id"
 COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND population >= $2"
 
@@ -323,6 +324,10 @@ async def generate(
             merger, stager, stage, dsn, settings, site, options, progress_start
         )
         await transaction.commit()
+        if report.inserted or report.updated or report.removed:
+            # Fresh statistics now: planning against the table as it was before a bulk load
+            # (autovacuum gets to it only later) can turn one-row lookups into scans.
+            await merger.execute(ANALYZE_PAGES)
         return report
     finally:
         if not merger.is_closed():

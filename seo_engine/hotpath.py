@@ -12,14 +12,15 @@ both build responses with the same functions, so their answers are the same.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from seo_engine import api, caching, database, documents, html, pages, problems, web
+from seo_engine import api, caching, database, documents, html, limits, pages, problems, web
 from seo_engine.database import Connection
 from seo_engine.pagecache import Entry, PageCache
 from seo_engine.sites import Site
@@ -56,13 +57,17 @@ class _Request:
     if_none_match: str | None
     if_modified_since: str | None
     gzip: bool
+    oversized: bool  # over the request limits: RequestLimits will answer it
 
     @classmethod
     def read(cls, scope: Scope) -> _Request:
         host = ""
         if_none_match = if_modified_since = None
         gzip = False
-        for name, value in scope["headers"]:
+        headers = scope["headers"]
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
             if name == b"host":
                 host = value.decode("latin-1")
             elif name == b"if-none-match":
@@ -71,7 +76,12 @@ class _Request:
                 if_modified_since = value.decode("latin-1")
             elif name == b"accept-encoding":
                 gzip = b"gzip" in value
-        return cls(host, if_none_match, if_modified_since, gzip)
+        oversized = (
+            size > limits.MAX_HEADER_BYTES
+            or len(headers) > limits.MAX_HEADERS
+            or len(scope.get("raw_path") or b"") > limits.MAX_URL_BYTES
+        )
+        return cls(host, if_none_match, if_modified_since, gzip, oversized)
 
     @property
     def conditional(self) -> bool:
@@ -138,7 +148,11 @@ class _Page:
 
 
 class HotPaths:
-    """ASGI middleware in front of FastAPI for the requests crawlers and builders send most."""
+    """ASGI middleware in front of FastAPI for the requests crawlers and builders send most.
+
+    It is the outermost middleware: what it answers skips the others, so it applies their
+    rules itself (request limits, Server-Timing, gzip of cached bodies).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -162,12 +176,16 @@ class HotPaths:
 
     async def _answer(self, scope: Scope, send: Send) -> bool:
         """Send the response and return True, or return False to pass the request on."""
+        started = time.perf_counter()
         path: str = scope["path"]
         is_document = path.startswith("/api/v1/pages/")
         if not is_document and (path.startswith("/api/") or path.endswith("/")):
             return False
         state = scope["app"].state
         request = _Request.read(scope)
+        if request.oversized:
+            return False
+        send = _timed(send, started)
         timeout = state.settings.acquire_timeout
         site = await state.sites.by_host(state.pool, timeout, request.host)
         if site is None:
@@ -203,6 +221,18 @@ class HotPaths:
             cache.put(target.key, entry)
         await _send_body(scope, send, cache, entry, request.gzip)
         return True
+
+
+def _timed(send: Send, started: float) -> Send:
+    """Add `Server-Timing` (time inside the app), as RequestLimits does for everything else."""
+
+    async def timed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            spent = (time.perf_counter() - started) * 1000
+            message["headers"] = [*message["headers"], (b"server-timing", b"app;dur=%.1f" % spent)]
+        await send(message)
+
+    return timed
 
 
 async def _send_body(scope: Scope, send: Send, cache: PageCache, entry: Entry, gzip: bool) -> None:

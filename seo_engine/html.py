@@ -8,11 +8,32 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 
 from seo_engine import resources
 from seo_engine.sites import Site
 
 SITE_OVERRIDES = "sites"  # templates/sites/<site slug>/page.html overrides templates/page.html
+
+
+class _PageEnvironment(jinja2.Environment):
+    """Templates read page data from plain dicts: `page.title` looks the key up first.
+
+    Jinja's default tries a Python attribute first and falls back to the key, which made
+    attribute access a sixth of rendering a page.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+def _dumps(value: Any, **_: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 @lru_cache(maxsize=64)
@@ -28,7 +49,7 @@ def environment(templates: Path, site_slug: str) -> jinja2.Environment:
             jinja2.FileSystemLoader(templates),
         ]
     )
-    return jinja2.Environment(
+    environment = _PageEnvironment(
         loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -36,6 +57,8 @@ def environment(templates: Path, site_slug: str) -> jinja2.Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
+    environment.policies["json.dumps_function"] = _dumps  # |tojson, still HTML-escaped
+    return environment
 
 
 @lru_cache(maxsize=8)

@@ -12,16 +12,89 @@ import orjson
 from seo_engine.database import Connection
 from seo_engine.sites import Site
 
-# Page documents are built by PostgreSQL (migration 0003, `page_document`); the site's
-# slug, name and base URL come from the app's site directory as the last three arguments.
-PAGE_DOCUMENT_BY_SLUGS = """
-SELECT convert_to(page_document(p, s, l, $4, $5, $6)::text, 'UTF8') AS document,
+# The page document (schemas.PageDocument), built by PostgreSQL for the API, the NDJSON
+# export and the HTML pages alike, so they can never disagree; its JSON text goes to the
+# client without being parsed and re-serialised in Python. `{slug}`, `{name}` and `{base}`
+# are the parameters holding the site's slug, name and base URL. It is an expression in
+# the query rather than a function: PL/pgSQL measured 1.4x slower per document, and a
+# SQL function with a sub-select is planned again by every query that calls it.
+DOCUMENT = """
+json_build_object(
+    'path', p.path,
+    'url', {base} || p.path,
+    'site', {slug},
+    'service', json_build_object('slug', s.slug, 'name', s.name, 'category', s.category),
+    'location', json_build_object(
+        'slug', l.slug, 'name', l.name, 'region_name', l.region_name,
+        'region_code', l.region_code, 'country_code', l.country_code,
+        'population', l.population, 'latitude', l.latitude, 'longitude', l.longitude),
+    'title', p.title,
+    'meta_description', p.meta_description,
+    'h1', p.h1,
+    'intro', p.intro,
+    'sections', p.sections,
+    'faq', p.faq,
+    'links', p.links,
+    'breadcrumbs', json_build_array(
+        json_build_object('name', 'Home', 'url', {base} || '/'),
+        json_build_object('name', s.name, 'url', {base} || '/' || s.slug || '/'),
+        json_build_object('name', l.name, 'url', {base} || p.path)),
+    'json_ld', json_build_object('@context', 'https://schema.org', '@graph', json_build_array(
+        json_build_object(
+            '@type', 'Service',
+            '@id', {base} || p.path || '#service',
+            'name', p.h1,
+            'serviceType', s.name,
+            'category', s.category,
+            'description', p.meta_description,
+            'url', {base} || p.path,
+            'areaServed', json_strip_nulls(json_build_object(
+                '@type', 'City',
+                'name', l.name,
+                'geo', json_build_object(
+                    '@type', 'GeoCoordinates', 'latitude', l.latitude, 'longitude', l.longitude),
+                'containedInPlace', CASE WHEN l.region_name <> '' THEN
+                    json_build_object('@type', 'State', 'name', l.region_name) END)),
+            'provider', json_build_object(
+                '@type', 'Organization', 'name', {name}, 'url', {base} || '/')),
+        json_build_object('@type', 'BreadcrumbList', 'itemListElement', json_build_array(
+            json_build_object(
+                '@type', 'ListItem', 'position', 1, 'name', 'Home', 'item', {base} || '/'),
+            json_build_object(
+                '@type', 'ListItem', 'position', 2, 'name', s.name,
+                'item', {base} || '/' || s.slug || '/'),
+            json_build_object(
+                '@type', 'ListItem', 'position', 3, 'name', l.name, 'item', {base} || p.path))),
+        json_build_object('@type', 'FAQPage', 'mainEntity', (
+            SELECT json_agg(json_build_object(
+                '@type', 'Question',
+                'name', item ->> 'question',
+                'acceptedAnswer', json_build_object('@type', 'Answer', 'text', item ->> 'answer')))
+            FROM json_array_elements(p.faq) AS item)))),
+    'indexable', p.indexable,
+    'quality_score', p.quality_score,
+    'updated_at', p.updated_at,
+    'etag', '"' || encode(p.content_hash, 'hex') || '"')
+"""
+
+
+def document_sql(slug: str, name: str, base: str) -> str:
+    """The document expression with the given parameter references (e.g. "$4")."""
+    return (
+        DOCUMENT.replace("{slug}", f"{slug}::text")
+        .replace("{name}", f"{name}::text")
+        .replace("{base}", f"{base}::text")
+    )
+
+
+PAGE_DOCUMENT_BY_SLUGS = f"""
+SELECT convert_to(({document_sql("$4", "$5", "$6")})::text, 'UTF8') AS document,
        p.content_hash, p.updated_at
 FROM services s
 JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
 JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
 WHERE s.site_id = $1 AND s.slug = $2
-"""
+"""  # noqa: S608 (constant SQL)
 PAGE_VERSION_BY_SLUGS = """
 SELECT p.content_hash, p.updated_at
 FROM services s
@@ -29,12 +102,12 @@ JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
 JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
 WHERE s.site_id = $1 AND s.slug = $2
 """
-PAGE_BY_PATH = """
-SELECT page_document(p, s, l, $3, $4, $5)::text AS document, s.slug AS service_slug,
+PAGE_BY_PATH = f"""
+SELECT ({document_sql("$3", "$4", "$5")})::text AS document, s.slug AS service_slug,
        l.slug AS location_slug, p.content_hash, p.updated_at, p.indexable
 FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
 WHERE p.site_id = $1 AND p.path = $2 AND p.deleted_at IS NULL
-"""
+"""  # noqa: S608 (constant SQL)
 PAGE_VERSION_BY_PATH = """
 SELECT content_hash, updated_at, indexable FROM pages
 WHERE site_id = $1 AND path = $2 AND deleted_at IS NULL
@@ -63,18 +136,18 @@ FROM pages p
 LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
 """
 # Export rows: the document of a live page, a tombstone for a removed one (changes only).
-EXPORT_DOCUMENT = """
-CASE WHEN p.deleted_at IS NULL THEN page_document(p, s, l, $2, $3, $4)
+EXPORT_DOCUMENT = f"""
+CASE WHEN p.deleted_at IS NULL THEN {document_sql("$2", "$3", "$4")}
      ELSE json_build_object('path', p.path, 'url', $4 || p.path, 'deleted', true,
                             'updated_at', p.updated_at) END
 """
-EXPORT_LIVE = """
+EXPORT_LIVE = f"""
 SELECT p.id, p.updated_at, p.content_hash,
-       convert_to(page_document(p, s, l, $2, $3, $4)::text, 'UTF8') AS document
+       convert_to(({document_sql("$2", "$3", "$4")})::text, 'UTF8') AS document
 FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
 WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.id > $5
 ORDER BY p.id LIMIT $6
-"""
+"""  # noqa: S608 (constant SQL)
 EXPORT_CHANGES = f"""
 SELECT p.id, p.updated_at, p.content_hash,
        convert_to(({EXPORT_DOCUMENT})::text, 'UTF8') AS document
