@@ -147,6 +147,15 @@ class _Page:
         )
 
 
+# The app's own paths of two or more segments; one-segment paths (/readyz, /robots.txt…)
+# are never taken, so a site whose pattern has one segment is served by FastAPI alone.
+NOT_PAGES = ("/api/", "/docs/", "/sitemaps/")
+
+
+def _may_be_page(path: str) -> bool:
+    return path.count("/") >= 2 and not path.endswith("/") and not path.startswith(NOT_PAGES)
+
+
 class HotPaths:
     """ASGI middleware in front of FastAPI for the requests crawlers and builders send most.
 
@@ -179,7 +188,7 @@ class HotPaths:
         started = time.perf_counter()
         path: str = scope["path"]
         is_document = path.startswith("/api/v1/pages/")
-        if not is_document and (path.startswith("/api/") or path.endswith("/")):
+        if not is_document and not _may_be_page(path):
             return False
         state = scope["app"].state
         request = _Request.read(scope)
