@@ -190,7 +190,7 @@ def show_generate(report: GenerateReport) -> None:
         f"{report.site}: {report.pages:,} pages; {report.inserted:,} inserted, "
         f"{report.updated:,} updated, {report.unchanged:,} unchanged, {report.removed:,} removed; "
         f"{report.redirects:,} redirects added "
-        f"(render {report.render_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
+        f"(render and insert {report.render_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
     )
     lengths = report.lengths
     if lengths.long_titles or lengths.long_descriptions:
