@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seo_engine import api, caching, database, documents, html, limits, pages, problems, web
 from seo_engine.database import Connection
+from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
 from seo_engine.pagecache import Entry, PageCache
 from seo_engine.sites import Site
 
@@ -174,18 +175,18 @@ class HotPaths:
         ):
             await self.app(scope, receive, send)
             return
+        timed = _timed(send, time.perf_counter())
         try:
-            answered = await self._answer(scope, send)
+            answered = await self._answer(scope, timed)
         except database.UNAVAILABLE as error:
             reason = getattr(error, "reason", "the database is unavailable")
-            await problems.unavailable(reason)(scope, receive, send)
+            await problems.unavailable(reason)(scope, receive, timed)
             return
         if not answered:
             await self.app(scope, receive, send)
 
     async def _answer(self, scope: Scope, send: Send) -> bool:
         """Send the response and return True, or return False to pass the request on."""
-        started = time.perf_counter()
         path: str = scope["path"]
         is_document = path.startswith("/api/v1/pages/")
         if not is_document and not _may_be_page(path):
@@ -194,21 +195,23 @@ class HotPaths:
         request = _Request.read(scope)
         if request.oversized:
             return False
-        send = _timed(send, started)
         timeout = state.settings.acquire_timeout
-        site = await state.sites.by_host(state.pool, timeout, request.host)
-        if site is None:
-            return False
+        directory: SiteDirectory = state.sites
         target: _Document | _Page
-        if is_document:
+        if is_document:  # the API picks the site by ?site=, else the only one there is
             found = DOCUMENT_PATH.fullmatch(path)
             if found is None or len(found[1]) > MAX_SLUG or len(found[2]) > MAX_SLUG:
                 return False
+            try:
+                site = await directory.resolve(state.pool, timeout, None)
+            except (UnknownSite, AmbiguousSite):
+                return False  # FastAPI's route says why
             target = _Document(site, found[1], found[2])
-        elif page_path(site.path_pattern).fullmatch(path):
-            target = _Page(site, path)
-        else:
-            return False
+        else:  # the site picks by Host, like the rendered site's route
+            chosen = await directory.by_host(state.pool, timeout, request.host)
+            if chosen is None or not page_path(chosen.path_pattern).fullmatch(path):
+                return False
+            target = _Page(chosen, path)
         cache: PageCache = state.page_cache
         entry = cache.get(target.key)
         if entry is not None and request.conditional and request.is_current(entry):

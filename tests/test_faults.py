@@ -88,8 +88,13 @@ def test_a_black_holed_database_times_out_requests_and_recovers(tmp_path: Path) 
         proxy = BlackHoleProxy(server.socket_dir)
         try:
             proxied = f"postgresql://postgres@127.0.0.1:{proxy.port}/faults"
+            # No page cache: it would answer the page from memory; this is about timeouts.
             settings = make_settings(
-                proxied, acquire_timeout=0.5, command_timeout=1.0, statement_timeout=1.0
+                proxied,
+                acquire_timeout=0.5,
+                command_timeout=1.0,
+                statement_timeout=1.0,
+                page_cache_seconds=0,
             )
             with live_server(settings) as url, httpx.Client(base_url=url, timeout=30) as client:
                 assert client.get("/api/v1/pages/roof-repair/austin-tx").status_code == 200

@@ -145,3 +145,18 @@ def test_gzip_body_is_compressed_once() -> None:
     assert entry.gzipped() is first
     cache.put("other", Entry('"y"', None, [], b"b" * 9000))
     assert cache.get("k") is None, "the byte budget evicts the least recently used entry"
+
+
+async def test_with_two_sites_a_document_needs_its_site_as_before(
+    cached: httpx.AsyncClient, fresh_dsn: str, tmp_path: Path
+) -> None:
+    from tests.seeding import DATA
+
+    second = (DATA / "site.toml").read_text().replace('"testsite"', '"second"')
+    (tmp_path / "second.toml").write_text(second.replace("test.example", "second.example"))
+    await asyncio.to_thread(cli, fresh_dsn, "sites", "add", str(tmp_path / "second.toml"))
+    await asyncio.sleep(5.1)  # the site directory refreshes every 5 s
+    ambiguous = await cached.get(DOCUMENT)
+    assert ambiguous.status_code == 400
+    assert "second" in ambiguous.json()["detail"]
+    assert (await cached.get(DOCUMENT + "?site=testsite")).status_code == 200
