@@ -21,7 +21,10 @@ Build the data first (see the README), then, from the repository root:
 
     make bench-tools && .venv/bin/python bench/serve_bench.py [--duration 10] [--soak 300]
 
-Without DATABASE_URL it uses the embedded server in ./.seo-engine, like the CLI.
+Without DATABASE_URL it uses the embedded server in ./.seo-engine, like the CLI. Before
+measuring it reads `pages` and its indexes into the OS cache (`pg_prewarm`, created in the
+database if missing; a sequential scan otherwise), so that every server meets the same
+warm table.
 """
 
 from __future__ import annotations
@@ -138,9 +141,25 @@ class Data:
     max_id: int
 
 
+async def prewarm(connection: asyncpg.Connection) -> None:
+    """Read `pages` and its indexes into the OS cache, so that every server meets the same
+    warm table (after a test run or a reboot, random lookups would measure the disk)."""
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        await connection.execute(
+            "SELECT pg_prewarm(c.oid, 'read') FROM pg_class c "
+            "WHERE c.oid = 'pages'::regclass "
+            "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'pages'::regclass)"
+        )
+    except asyncpg.PostgresError:  # no contrib: a sequential scan warms the table at least
+        await connection.execute("SET enable_indexonlyscan = off")
+        await connection.execute("SELECT count(*) FROM pages")
+
+
 async def prepare(dsn: str, workdir: Path) -> Data:
     connection = await asyncpg.connect(dsn)
     try:
+        await prewarm(connection)
         site = await connection.fetchrow(
             "SELECT id, slug, name, base_url, domain FROM sites ORDER BY id LIMIT 1"
         )
