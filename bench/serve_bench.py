@@ -136,7 +136,8 @@ def wrk(script: Path, duration: int, connections: int) -> Result:
 class Data:
     site: asyncpg.Record
     total: int
-    scripts: dict[str, Path]
+    entries: dict[str, list[tuple[str, str | None]]]  # (path, If-None-Match) per scenario
+    scripts: dict[str, Path]  # the same entries as wrk Lua scripts
     min_id: int
     max_id: int
 
@@ -189,7 +190,7 @@ async def prepare(dsn: str, workdir: Path) -> Data:
     query = "|".join(str(p) for p in ("pages", site["id"], None, None, None, None, None))
     last_cursor = cursors.encode(key, query, [last_id])
     documents = [(f"/api/v1/pages/{r['service']}/{r['location']}", None) for r in rows]
-    scripts = {
+    entries: dict[str, list[tuple[str, str | None]]] = {
         "api_document": documents,
         "api_304": [
             (path, f'"{r["content_hash"].hex()}"')
@@ -204,12 +205,14 @@ async def prepare(dsn: str, workdir: Path) -> Data:
         "baseline_c": [(r["path"], None) for r in rows],
         "bare": [("/", None)],
     }
+    mixed = [*documents[:2000], *entries["html_page"][:2000], *entries["html_304"][:2000]]
+    entries["mixed"] = [*mixed, ("/no/such-page", None)]  # with 404s, for the memory soak
     paths = {}
-    for name, entries in scripts.items():
+    for name, items in entries.items():
         path = workdir / f"{name}.lua"
-        path.write_text(lua_script(entries))
+        path.write_text(lua_script(items))
         paths[name] = path
-    return Data(site, total, paths, bounds[0], bounds[1])
+    return Data(site, total, entries, paths, bounds[0], bounds[1])
 
 
 def wait_ready(process: subprocess.Popen[bytes], probe: str) -> None:
@@ -390,8 +393,8 @@ def main() -> None:
         with server(
             [sys.executable, "-m", "cli", "serve", "--port", str(PORT)], env, "/readyz"
         ) as product:
-            doc_bytes = body_size(f"/api/v1/pages/{_first_document(data)}")
-            html_bytes = body_size(_first_page(data))
+            doc_bytes = body_size(data.entries["api_document"][0][0])
+            html_bytes = body_size(data.entries["html_page"][0][0])
             for name in (
                 "api_document",
                 "api_304",
@@ -409,7 +412,7 @@ def main() -> None:
                 export_seconds, psql_seconds = timed_export(data, dsn)
                 sitemap_seconds, sitemap_urls = timed_sitemaps(data.site["domain"])
             soak_samples = (
-                soak(product, _mixed_script(data, workdir), args.soak, args.connections)
+                soak(product, data.scripts["mixed"], args.soak, args.connections)
                 if args.soak
                 else []
             )
@@ -441,33 +444,6 @@ def main() -> None:
         doc_bytes,
         html_bytes,
     )
-
-
-def _first_document(data: Data) -> str:
-    text = data.scripts["api_document"].read_text()
-    found = re.search(r'"/api/v1/pages/([^"]+)"', text)
-    assert found is not None
-    return found[1]
-
-
-def _first_page(data: Data) -> str:
-    found = re.search(r'\{"([^"]+)", nil\}', data.scripts["html_page"].read_text())
-    assert found is not None
-    return found[1]
-
-
-def _mixed_script(data: Data, workdir: Path) -> Path:
-    """Documents, pages, 304s and 404s, for the memory soak."""
-    parts = []
-    for name in ("api_document", "html_page", "html_304"):
-        parts.extend(re.findall(r"^\{.*\},?$", data.scripts[name].read_text(), re.M)[:2000])
-    parts.append('{"/no/such-page", nil},')
-    entries = [part.rstrip(",") for part in parts]
-    path = workdir / "mixed.lua"
-    path.write_text(
-        "local items = {\n" + ",\n".join(entries) + "\n}\n" + lua_script([]).split("}\n", 1)[1]
-    )
-    return path
 
 
 def report(

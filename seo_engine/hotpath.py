@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -231,7 +232,7 @@ class HotPaths:
             if entry is None:
                 return False
             cache.put(target.key, entry)
-        await _send_body(scope, send, cache, entry, request.gzip)
+        await _send_body(scope, send, cache, target.key, entry, request.gzip)
         return True
 
 
@@ -247,15 +248,14 @@ def _timed(send: Send, started: float) -> Send:
     return timed
 
 
-async def _send_body(scope: Scope, send: Send, cache: PageCache, entry: Entry, gzip: bool) -> None:
+async def _send_body(
+    scope: Scope, send: Send, cache: PageCache, key: Hashable, entry: Entry, gzip: bool
+) -> None:
     assert entry.body is not None
     body, headers = entry.body, entry.headers
-    if gzip:
-        before = entry.size()
-        compressed = entry.gzipped()
-        if compressed is not None:
-            cache.grew(entry, before)
-            body, headers = compressed, [*headers, GZIP]
+    compressed = cache.gzipped(key, entry) if gzip else None
+    if compressed is not None:
+        body, headers = compressed, [*headers, GZIP]
     await _send(scope, send, 200, headers, body)
 
 

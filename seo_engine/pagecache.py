@@ -83,9 +83,13 @@ class PageCache:
         while self._bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
 
-    def grew(self, entry: Entry, before: int) -> None:
-        """Account for an entry that gained its gzipped body after it was stored."""
-        self._bytes += entry.size() - before
+    def gzipped(self, key: Hashable, entry: Entry) -> bytes | None:
+        """The entry's gzipped body, counted against the budget if the entry is stored."""
+        before = entry.size()
+        compressed = entry.gzipped()
+        if self._entries.get(key) is entry:
+            self._bytes += entry.size() - before
+        return compressed
 
     def clear(self) -> None:
         self._entries.clear()
