@@ -51,12 +51,10 @@ import asyncpg
 import httpx
 import psutil
 
-from seo_engine import cursors, database, html, pages
+from seo_engine import cursors, database, html, pages, resources
 from seo_engine.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = 20_000
-HOT_PAGES = 100
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
 MB = 1024 * 1024
@@ -89,21 +87,42 @@ class Result:
     errors: int
 
 
-def lua_script(rows: list[tuple[str, str | None]]) -> str:
-    entries = ",\n".join(
-        f'{{"{path}", {("[[" + etag + "]]") if etag else "nil"}}}' for path, etag in rows
-    )
+def lua_script(requests: Path) -> str:
+    """A wrk script sending random requests from a file of `path[<TAB>[If-None-Match]]` lines.
+
+    Paths are read once per wrk thread (before the clock starts) and each request is one
+    string concatenation, so that wrk spends the CPU it shares with the servers on sending;
+    each thread seeds its own random sequence.
+    """
     return f"""
-local items = {{
-{entries}
-}}
-math.randomseed(os.time())
-request = function()
-  local item = items[math.random(#items)]
-  if item[2] then
-    return wrk.format("GET", item[1], {{["If-None-Match"] = item[2]}})
+local paths, tags, count, threads = {{}}, {{}}, 0, 0
+local tail, conditional
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+function init(args)
+  for line in io.lines("{requests}") do
+    count = count + 1
+    local tab = line:find("\\t", 1, true)
+    if tab then
+      paths[count] = line:sub(1, tab - 1)
+      if tab < #line then tags[count] = line:sub(tab + 1) end
+    else
+      paths[count] = line
+    end
   end
-  return wrk.format("GET", item[1])
+  local host = " HTTP/1.1\\r\\nHost: " .. wrk.headers["Host"] .. "\\r\\n"
+  tail, conditional = host .. "\\r\\n", host .. "If-None-Match: "
+  math.randomseed(os.time() * 1000 + id)
+end
+request = function()
+  local i = math.random(count)
+  local tag = tags[i]
+  if tag then
+    return "GET " .. paths[i] .. conditional .. tag .. "\\r\\n\\r\\n"
+  end
+  return "GET " .. paths[i] .. tail
 end
 """
 
@@ -136,10 +155,40 @@ def wrk(script: Path, duration: int, connections: int) -> Result:
 class Data:
     site: asyncpg.Record
     total: int
-    entries: dict[str, list[tuple[str, str | None]]]  # (path, If-None-Match) per scenario
-    scripts: dict[str, Path]  # the same entries as wrk Lua scripts
+    requests: int  # random pages each page scenario draws from
+    scripts: dict[str, Path]  # wrk script per scenario
+    examples: dict[str, str]  # one request path per scenario
     min_id: int
     max_id: int
+
+
+# Request lines per scenario, `path[<TAB>If-None-Match]`, written by COPY. `{sample}` is
+# where the page sample goes: every live page by default.
+PAGE_SAMPLE = """
+SELECT p.path, p.content_hash, s.slug AS service, l.slug AS location
+FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
+WHERE p.site_id = $1 AND p.deleted_at IS NULL {limit}
+"""
+# `$1`, where a query has it, is the templates' version (part of a page's ETag).
+REQUEST_LINES = {
+    "api_document": "SELECT '/api/v1/pages/' || service || '/' || location FROM sample",
+    "api_304": (
+        "SELECT '/api/v1/pages/' || service || '/' || location, "
+        "'\"' || encode(content_hash, 'hex') || '\"' FROM sample"
+    ),
+    "html_page": "SELECT path FROM sample",
+    "html_304": "SELECT path, '\"' || encode(content_hash, 'hex') || '-' || $1 || '\"' FROM sample",
+    "baseline_a": "SELECT '/pages' || path FROM sample",
+    "html_warm": "SELECT path FROM sample LIMIT 100",  # a hot set: the worker cache holds it
+    # The memory soak: documents, pages, 304s and a 404.
+    "mixed": """
+        (SELECT '/api/v1/pages/' || service || '/' || location, '' FROM sample LIMIT 2000)
+        UNION ALL (SELECT path, '' FROM sample OFFSET 2000 LIMIT 2000)
+        UNION ALL (SELECT path, '"' || encode(content_hash, 'hex') || '-' || $1 || '"'
+                   FROM sample OFFSET 4000 LIMIT 2000)
+        UNION ALL SELECT '/no/such-page', ''
+    """,
+}
 
 
 async def prewarm(connection: asyncpg.Connection) -> None:
@@ -148,16 +197,19 @@ async def prewarm(connection: asyncpg.Connection) -> None:
     try:
         await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
         await connection.execute(
-            "SELECT pg_prewarm(c.oid, 'read') FROM pg_class c "
-            "WHERE c.oid = 'pages'::regclass "
-            "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'pages'::regclass)"
+            "WITH tables AS (SELECT oid FROM pg_class WHERE oid = 'pages'::regclass "
+            "UNION ALL SELECT reltoastrelid FROM pg_class WHERE oid = 'pages'::regclass) "
+            "SELECT pg_prewarm(oid, 'read') FROM tables "
+            "UNION ALL SELECT pg_prewarm(indexrelid, 'read') FROM pg_index "
+            "WHERE indrelid IN (SELECT oid FROM tables)"
         )
     except asyncpg.PostgresError:  # no contrib: a sequential scan warms the table at least
         await connection.execute("SET enable_indexonlyscan = off")
         await connection.execute("SELECT count(*) FROM pages")
 
 
-async def prepare(dsn: str, workdir: Path) -> Data:
+async def prepare(dsn: str, workdir: Path, sample: int | None) -> Data:
+    """Warm the table, pick the site and write every scenario's requests and wrk script."""
     connection = await asyncpg.connect(dsn)
     try:
         await prewarm(connection)
@@ -168,14 +220,16 @@ async def prepare(dsn: str, workdir: Path) -> Data:
         total = await connection.fetchval(
             "SELECT count(*) FROM pages WHERE site_id = $1 AND deleted_at IS NULL", site["id"]
         )
-        rows = await connection.fetch(
-            "SELECT p.path, p.content_hash, s.slug AS service, l.slug AS location "
-            "FROM pages p TABLESAMPLE SYSTEM (1) JOIN services s ON s.id = p.service_id "
-            "JOIN locations l ON l.id = p.location_id "
-            "WHERE p.site_id = $1 AND p.deleted_at IS NULL LIMIT $2",
-            site["id"],
-            SAMPLE,
+        limit = f"ORDER BY random() LIMIT {int(sample)}" if sample else ""
+        await connection.execute(
+            f"CREATE TEMP TABLE sample AS {PAGE_SAMPLE.format(limit=limit)}", site["id"]
         )
+        version = html.template_version(resources.templates_dir())
+        files: dict[str, Path] = {}
+        for name, query in REQUEST_LINES.items():
+            files[name] = workdir / f"{name}.txt"
+            arguments = (version,) if "$1" in query else ()
+            await connection.copy_from_query(query, *arguments, output=files[name])
         key = await cursors.load_key(connection)
         last_id = await connection.fetchval(
             "SELECT id FROM pages WHERE site_id = $1 AND deleted_at IS NULL "
@@ -185,34 +239,27 @@ async def prepare(dsn: str, workdir: Path) -> Data:
         bounds = await connection.fetchrow(
             "SELECT min(id), max(id) FROM pages WHERE site_id = $1", site["id"]
         )
+        requests = await connection.fetchval("SELECT count(*) FROM sample")
     finally:
         await connection.close()
     query = "|".join(str(p) for p in ("pages", site["id"], None, None, None, None, None))
     last_cursor = cursors.encode(key, query, [last_id])
-    documents = [(f"/api/v1/pages/{r['service']}/{r['location']}", None) for r in rows]
-    entries: dict[str, list[tuple[str, str | None]]] = {
-        "api_document": documents,
-        "api_304": [
-            (path, f'"{r["content_hash"].hex()}"')
-            for (path, _), r in zip(documents, rows, strict=True)
-        ],
-        "list_first": [("/api/v1/pages?limit=100", None)],
-        "list_last": [(f"/api/v1/pages?limit=100&cursor={last_cursor}", None)],
-        "html_page": [(r["path"], None) for r in rows],
-        "html_304": [(r["path"], html.page_etag(r["content_hash"])) for r in rows],
-        "html_warm": [(r["path"], None) for r in rows[:HOT_PAGES]],
-        "baseline_a": [(f"/pages{r['path']}", None) for r in rows],
-        "baseline_c": [(r["path"], None) for r in rows],
-        "bare": [("/", None)],
+    singles = {
+        "list_first": "/api/v1/pages?limit=100",
+        "list_last": f"/api/v1/pages?limit=100&cursor={last_cursor}",
+        "bare": "/",
     }
-    mixed = [*documents[:2000], *entries["html_page"][:2000], *entries["html_304"][:2000]]
-    entries["mixed"] = [*mixed, ("/no/such-page", None)]  # with 404s, for the memory soak
-    paths = {}
-    for name, items in entries.items():
-        path = workdir / f"{name}.lua"
-        path.write_text(lua_script(items))
-        paths[name] = path
-    return Data(site, total, entries, paths, bounds[0], bounds[1])
+    for name, path in singles.items():
+        files[name] = workdir / f"{name}.txt"
+        files[name].write_text(path + "\n")
+    files["baseline_c"] = files["html_page"]
+    scripts, examples = {}, {}
+    for name, requests_file in files.items():
+        scripts[name] = workdir / f"{name}.lua"
+        scripts[name].write_text(lua_script(requests_file))
+        with requests_file.open() as lines:
+            examples[name] = lines.readline().split("\t")[0].strip()
+    return Data(site, total, requests, scripts, examples, bounds[0], bounds[1])
 
 
 def wait_ready(process: subprocess.Popen[bytes], probe: str) -> None:
@@ -371,6 +418,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--sample", type=int, default=None, help="draw from this many random pages (default: all)"
+    )
     parser.add_argument("--soak", type=int, default=300, help="seconds of sustained load (0: skip)")
     parser.add_argument(
         "--skip-export", action="store_true", help="skip the export and sitemap runs (minutes)"
@@ -379,7 +429,7 @@ def main() -> None:
     settings = load_settings()
     dsn = database.resolve_dsn(settings)
     workdir = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    data = asyncio.run(prepare(dsn, workdir))
+    data = asyncio.run(prepare(dsn, workdir, args.sample))
     env = {**os.environ, "DATABASE_URL": dsn, "SITE_ID": str(data.site["id"])}
     results: dict[str, Result] = {}
     rss: list[float] = []
@@ -393,8 +443,8 @@ def main() -> None:
         with server(
             [sys.executable, "-m", "cli", "serve", "--port", str(PORT)], env, "/readyz"
         ) as product:
-            doc_bytes = body_size(data.entries["api_document"][0][0])
-            html_bytes = body_size(data.entries["html_page"][0][0])
+            doc_bytes = body_size(data.examples["api_document"])
+            html_bytes = body_size(data.examples["html_page"])
             for name in (
                 "api_document",
                 "api_304",
@@ -464,9 +514,10 @@ def report(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    sample = data.requests
     print(
         f"serve bench, {now}, commit {commit}, {os.cpu_count()} cores, {data.total:,} live "
-        f"pages, wrk -t2 -c{args.connections} -d{args.duration}s over {SAMPLE:,} random pages "
+        f"pages, wrk -t2 -c{args.connections} -d{args.duration}s over {sample:,} random pages "
         f"(documents {doc_bytes:,} B, HTML {html_bytes:,} B)\n"
     )
     print("| scenario | req/s | p50 ms | p99 ms | errors |")

@@ -17,6 +17,7 @@ from seo_engine import caching, cursors, database, documents, pages, problems, s
 from seo_engine.cursors import CursorError
 from seo_engine.dependencies import AppSettings, Pool
 from seo_engine.directory import SiteDirectory
+from seo_engine.lookups import PageLookups
 from seo_engine.pages import PageFilters
 from seo_engine.sites import Site
 
@@ -343,18 +344,16 @@ async def page_document(
     site: SiteParam = None,
 ) -> Response:
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
-    conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
-    async with database.acquire(pool, settings.acquire_timeout) as connection:
-        if conditional:
-            version = await pages.page_version(connection, chosen.id, service, location)
-            if version is None:
-                return no_page(service, location)
-            tag = documents.etag(version["content_hash"])
-            if caching.not_modified(request, tag, version["updated_at"]):
-                return Response(
-                    status_code=304, headers=document_headers(tag, version["updated_at"])
-                )
-        row = await pages.document_by_slugs(connection, chosen, service, location)
+    lookups: PageLookups = request.app.state.lookups
+    key = (chosen.id, chosen.page_path(service, location))
+    if "if-none-match" in request.headers or "if-modified-since" in request.headers:
+        version = await lookups.versions.get(key)
+        if version is None:
+            return no_page(service, location)
+        tag = documents.etag(version["content_hash"])
+        if caching.not_modified(request, tag, version["updated_at"]):
+            return Response(status_code=304, headers=document_headers(tag, version["updated_at"]))
+    row = await lookups.pages.get(key)
     if row is None:
         return no_page(service, location)
     headers = document_headers(documents.etag(row["content_hash"]), row["updated_at"])

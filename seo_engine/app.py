@@ -10,18 +10,27 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp
 
 from seo_engine import __version__, api, database, operations, pagecache, problems, sitemaps, web
 from seo_engine.cursors import CursorError
 from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
 from seo_engine.hotpath import HotPaths
 from seo_engine.limits import RequestLimits
+from seo_engine.lookups import PageLookups
 from seo_engine.pagecache import PageCache
 from seo_engine.settings import Settings, load_settings
 
 log = logging.getLogger("seo_engine.app")
 POOL_CLOSE_SECONDS = 5.0
 MB = 1024 * 1024
+
+
+class _App(FastAPI):
+    """FastAPI with the hot paths in front of its whole middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return HotPaths(super().build_middleware_stack())
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
             pool = await database.create_pool(dsn, settings, lazy=True)
         app.state.pool = pool
         app.state.sites = SiteDirectory()
+        app.state.lookups = PageLookups(pool, settings.acquire_timeout)
         app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
         app.state.shards = sitemaps.ShardCache()
         app.state.page_cache = PageCache(settings.page_cache_seconds, settings.page_cache_mb * MB)
@@ -49,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.sites.close()
             if listener is not None:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -59,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
                 log.warning("database connections did not close in time; terminating them")
                 pool.terminate()
 
-    app = FastAPI(
+    app = _App(
         title="seo-engine",
         version=__version__,
         summary="Programmatic-SEO pages as HTML, sitemaps and a JSON API.",
@@ -75,7 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(AmbiguousSite, api.on_bad_request)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestLimits)
-    app.add_middleware(HotPaths)  # added last, so it runs first
     app.include_router(operations.router)
     app.include_router(api.router)
     app.include_router(sitemaps.router)

@@ -19,10 +19,7 @@ COLUMNS = (
     "title",
     "meta_description",
     "h1",
-    "intro",
-    "sections",
-    "faq",
-    "links",
+    "document",
     "quality_score",
     "indexable",
     "content_hash",
@@ -47,8 +44,8 @@ def encode(
 ) -> bytes:
     """One page row as a binary COPY tuple.
 
-    `fields` are the UTF-8 texts of path … links in column order; `json` travels in
-    binary COPY as its text, exactly like `text`.
+    `fields` are path, title, meta_description, h1 (UTF-8 text) and the document (bytea),
+    in column order: in binary COPY both travel as their raw bytes.
     """
     parts = [_KEYS.pack(len(COLUMNS), 4, site_id, 8, service_id, 8, location_id)]
     for data in fields:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 
 import asyncpg
@@ -10,6 +13,7 @@ from seo_engine import database, sites
 from seo_engine.sites import Site
 
 REFRESH_SECONDS = 5.0
+log = logging.getLogger("seo_engine.directory")
 
 
 class UnknownSite(Exception):
@@ -26,13 +30,39 @@ class SiteDirectory:
     def __init__(self) -> None:
         self._sites: list[Site] = []
         self._loaded_at = float("-inf")
+        self._refresh: asyncio.Task[None] | None = None
 
     async def all(self, pool: asyncpg.Pool, acquire_timeout: float) -> list[Site]:
+        """Every site, refreshed at most every REFRESH_SECONDS.
+
+        Known sites are served while one refresh runs in the background: every request
+        refreshing at once (each with a connection of its own) stalled busy workers for
+        seconds. With no site known yet, the request loads them itself.
+        """
         if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
-            async with database.acquire(pool, acquire_timeout) as connection:
-                self._sites = await sites.all_sites(connection)
-            self._loaded_at = time.monotonic()
+            if not self._sites:
+                await self._load(pool, acquire_timeout)
+            elif self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.create_task(self._refresh_quietly(pool, acquire_timeout))
         return self._sites
+
+    async def close(self) -> None:
+        """Stop a refresh still running (at shutdown)."""
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+
+    async def _load(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        async with database.acquire(pool, acquire_timeout) as connection:
+            self._sites = await sites.all_sites(connection)
+        self._loaded_at = time.monotonic()
+
+    async def _refresh_quietly(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        try:
+            await self._load(pool, acquire_timeout)
+        except database.UNAVAILABLE as error:  # the requests that need it report outages
+            log.debug("sites not refreshed: %s", type(error).__name__)
 
     async def resolve(self, pool: asyncpg.Pool, acquire_timeout: float, slug: str | None) -> Site:
         """The site with this slug; without one, the only site there is."""

@@ -1,14 +1,22 @@
 """Page documents: everything a builder or a template needs to show one page.
 
-PostgreSQL builds them (`page_document`, migration 0003). The same document feeds the JSON
-API, the NDJSON export and the HTML page, so they can never disagree.
+`generate` builds each document once and stores it (`pages.document`) exactly as it is
+served: the JSON API sends the stored bytes, the NDJSON export streams them and the HTML
+pages render them, so the three can never disagree. The content hash is the hash of the
+document itself (without its `updated_at` and `etag`), so the ETag changes whenever
+anything served changes.
 """
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
+
+from seo_engine.sites import Site
 
 
 def etag(content_hash: bytes) -> str:
@@ -16,8 +24,128 @@ def etag(content_hash: bytes) -> str:
     return f'"{content_hash.hex()}"'
 
 
+def _json_ld(
+    site: Site,
+    url: str,
+    page: dict[str, Any],
+    service: dict[str, Any],
+    location: dict[str, Any],
+    faq: list[dict[str, str]],
+) -> dict[str, Any]:
+    """schema.org @graph: the Service in its city, the breadcrumb trail, the FAQ if any."""
+    area: dict[str, Any] = {
+        "@type": "City",
+        "name": location["name"],
+        "geo": {
+            "@type": "GeoCoordinates",
+            "latitude": location["latitude"],
+            "longitude": location["longitude"],
+        },
+    }
+    if location["region_name"]:
+        area["containedInPlace"] = {"@type": "State", "name": location["region_name"]}
+    graph: list[dict[str, Any]] = [
+        {
+            "@type": "Service",
+            "@id": url + "#service",
+            "name": page["h1"],
+            "serviceType": service["name"],
+            "category": service["category"],
+            "description": page["meta_description"],
+            "url": url,
+            "areaServed": area,
+            "provider": {"@type": "Organization", "name": site.name, "url": site.base_url + "/"},
+        },
+        {
+            "@type": "BreadcrumbList",
+            "itemListElement": [
+                {"@type": "ListItem", "position": n, "name": crumb["name"], "item": crumb["url"]}
+                for n, crumb in enumerate(page["breadcrumbs"], start=1)
+            ],
+        },
+    ]
+    if faq:
+        graph.append(
+            {
+                "@type": "FAQPage",
+                "mainEntity": [
+                    {
+                        "@type": "Question",
+                        "name": item["question"],
+                        "acceptedAnswer": {"@type": "Answer", "text": item["answer"]},
+                    }
+                    for item in faq
+                ],
+            }
+        )
+    return {"@context": "https://schema.org", "@graph": graph}
+
+
+def build(
+    site: Site,
+    path: str,
+    service: dict[str, Any],
+    location: dict[str, Any],
+    text: dict[str, Any],
+    links: dict[str, Any],
+    indexable: bool,
+    quality_score: float,
+    changed_at: datetime,
+) -> tuple[bytes, bytes]:
+    """A page's document (UTF-8 JSON, as served) and its content hash.
+
+    `service` and `location` are the dimensions' template contexts; `text` holds the
+    rendered title, meta_description, h1, intro, sections and faq. `changed_at` becomes
+    `updated_at`: the time of the generate that stores the document if it changed.
+    """
+    url = site.base_url + path
+    faq = text["faq"]
+    page: dict[str, Any] = {
+        "path": path,
+        "url": url,
+        "site": site.slug,
+        "service": {
+            "slug": service["slug"],
+            "name": service["name"],
+            "category": service["category"],
+        },
+        "location": {
+            key: location[key]
+            for key in (
+                "slug",
+                "name",
+                "region_name",
+                "region_code",
+                "country_code",
+                "population",
+                "latitude",
+                "longitude",
+            )
+        },
+        "title": text["title"],
+        "meta_description": text["meta_description"],
+        "h1": text["h1"],
+        "intro": text["intro"],
+        "sections": text["sections"],
+        "faq": faq,
+        "links": links,
+        "breadcrumbs": [
+            {"name": "Home", "url": site.base_url + "/"},
+            {"name": service["name"], "url": f"{site.base_url}/{service['slug']}/"},
+            {"name": location["name"], "url": url},
+        ],
+    }
+    page["json_ld"] = _json_ld(site, url, page, service, location, faq)
+    page["indexable"] = indexable
+    page["quality_score"] = quality_score
+    content_hash = hashlib.blake2b(orjson.dumps(page), digest_size=16).digest()
+    page["updated_at"] = changed_at
+    page["etag"] = etag(content_hash)
+    return orjson.dumps(page), content_hash
+
+
 def ndjson(rows: list[asyncpg.Record]) -> bytes:
-    """Export rows (documents built by PostgreSQL) as NDJSON lines."""
+    """Export rows (stored documents, or tombstones built by the query) as NDJSON lines."""
     return b"".join(row["document"] + b"\n" for row in rows)
 
 

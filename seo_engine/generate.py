@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime
 from queue import Empty
 
 import asyncpg
@@ -42,9 +43,8 @@ DROP TABLE IF EXISTS {stage}, {stage}_gone;
 CREATE UNLOGGED TABLE {stage} (
     site_id integer NOT NULL, service_id bigint NOT NULL, location_id bigint NOT NULL,
     path text NOT NULL, title text NOT NULL, meta_description text NOT NULL, h1 text NOT NULL,
-    intro text NOT NULL,
-    sections json NOT NULL, faq json NOT NULL, links json NOT NULL,
-    quality_score real NOT NULL, indexable boolean NOT NULL, content_hash bytea NOT NULL
+    document bytea NOT NULL, quality_score real NOT NULL, indexable boolean NOT NULL,
+    content_hash bytea NOT NULL
 ) WITH (autovacuum_enabled = false);
 CREATE UNLOGGED TABLE {stage}_gone (service_id bigint NOT NULL, location_id bigint NOT NULL)
     WITH (autovacuum_enabled = false)
@@ -53,6 +53,9 @@ DROP_STAGE = "DROP TABLE IF EXISTS {stage}, {stage}_gone"
 ANALYZE_PAGES = "ANALYZE pages"
 SELECT_SERVICE_IDS = "SELECT id, slug FROM services WHERE site_id = $1 ORDER BY id"
 COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND population >= $2"
+# now() is the merge transaction's start: the updated_at of every page it writes, which the
+# workers put into the documents they build.
+TRANSACTION_TIME = "SELECT now()"
 
 # New pages are COPYed into `pages` while rendering goes on (INSERT_NEW); the stage holds
 # the rest: pages whose content changed, and new pages whose path was taken when they were
@@ -83,16 +86,16 @@ WHERE r.site_id = $1 AND r.to_path = c.old_path AND c.was_live AND c.old_path <>
 MERGE_UPDATE = """
 UPDATE pages p SET
     path = c.path, title = c.title, meta_description = c.meta_description, h1 = c.h1,
-    intro = c.intro, sections = c.sections, faq = c.faq, links = c.links,
-    quality_score = c.quality_score, indexable = c.indexable, content_hash = c.content_hash,
+    document = c.document, quality_score = c.quality_score, indexable = c.indexable,
+    content_hash = c.content_hash,
     updated_at = now(), deleted_at = NULL
 FROM changed c WHERE p.id = c.id
 """
 MERGE_INSERT = """
-INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, h1, intro,
-                   sections, faq, links, quality_score, indexable, content_hash)
-SELECT $1, s.service_id, s.location_id, s.path, s.title, s.meta_description, s.h1, s.intro,
-       s.sections, s.faq, s.links, s.quality_score, s.indexable, s.content_hash
+INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, h1,
+                   document, quality_score, indexable, content_hash)
+SELECT $1, s.service_id, s.location_id, s.path, s.title, s.meta_description, s.h1,
+       s.document, s.quality_score, s.indexable, s.content_hash
 FROM {stage} s
 WHERE NOT EXISTS (
     SELECT 1 FROM pages p
@@ -182,6 +185,7 @@ async def _render_all(
     dsn: str,
     settings: Settings,
     site: sites.Site,
+    changed_at: datetime,
     service_ids: list[int],
     stage: str,
     workers: int,
@@ -198,7 +202,7 @@ async def _render_all(
         max_workers=min(workers, len(service_ids)),
         mp_context=context,
         initializer=start,
-        initargs=(dsn, settings, site.slug, stage, messages),
+        initargs=(dsn, settings, site.slug, changed_at, stage, messages),
     )
     futures: list[Future[ServiceResult]] = [
         pool.submit(render_service, service_id) for service_id in service_ids
@@ -376,6 +380,7 @@ async def _generate_locked(
             dsn,
             settings,
             site,
+            await merger.fetchval(TRANSACTION_TIME),
             selected,
             stage,
             options.workers or default_workers(),

@@ -1,5 +1,6 @@
-"""The outermost layer: refuse oversized requests before any work is done (uvicorn's
-httptools parser sets no limit), and time every response (`Server-Timing`)."""
+"""The first middleware inside FastAPI: refuse oversized requests before any work is done
+(uvicorn's httptools parser sets no limit), and time every response (`Server-Timing`).
+The hot paths in front of FastAPI apply the same limits and timing themselves."""
 
 from __future__ import annotations
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
-from seo_engine import copyrows
+from seo_engine import copyrows, documents
 from seo_engine.content import ContentTemplates, time_limit
 from seo_engine.sites import Site
 
@@ -104,8 +104,10 @@ class PageBuilder:
         services: list[Dimension],
         locations: list[Dimension],
         neighbours: dict[int, list[tuple[int, float]]],
+        changed_at: datetime,
     ) -> None:
         self.site = site
+        self.changed_at = changed_at  # updated_at of every page this run changes
         self.templates = ContentTemplates(site.content)
         self.services = {service.id: service for service in services}
         self.locations = locations
@@ -128,8 +130,7 @@ class PageBuilder:
         self.location_by_id = {location.id: location for location in locations}
 
     def path(self, service: Dimension, location: Dimension) -> str:
-        pattern = self.site.path_pattern
-        return pattern.replace("{service}", service.slug).replace("{location}", location.slug)
+        return self.site.page_path(service.slug, location.slug)
 
     def pages(self, service_id: int, lengths: LengthReport) -> Iterator[RenderedPage]:
         """Every page row of one service, in location order."""
@@ -183,16 +184,6 @@ class PageBuilder:
                     {"path": self.path(s, location), "name": s.context["name"]} for s in siblings
                 ],
             }
-            fields = (
-                path.encode(),
-                text.title.encode(),
-                text.meta_description.encode(),
-                text.h1.encode(),
-                text.intro.encode(),
-                orjson.dumps([{"heading": h, "body": b} for h, b in text.sections]),
-                orjson.dumps([{"question": q, "answer": a} for q, a in text.faq]),
-                orjson.dumps(links),
-            )
             body_words = _words(
                 text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)
             )
@@ -205,11 +196,33 @@ class PageBuilder:
                 3,
             )
             indexable = score >= self.site.options.index_threshold
-            digest = hashlib.blake2b(
-                b"\x1f".join((*fields, str(indexable).encode(), str(score).encode())),
-                digest_size=16,
-            ).digest()
+            fields = {
+                "title": text.title,
+                "meta_description": text.meta_description,
+                "h1": text.h1,
+                "intro": text.intro,
+                "sections": [{"heading": h, "body": b} for h, b in text.sections],
+                "faq": [{"question": q, "answer": a} for q, a in text.faq],
+            }
+            document, digest = documents.build(
+                self.site,
+                path,
+                service.context,
+                location.context,
+                fields,
+                links,
+                indexable,
+                score,
+                self.changed_at,
+            )
+            columns = (
+                path.encode(),
+                text.title.encode(),
+                text.meta_description.encode(),
+                text.h1.encode(),
+                document,
+            )
             row = copyrows.encode(
-                self.site.id, service.id, location.id, fields, score, indexable, digest
+                self.site.id, service.id, location.id, columns, score, indexable, digest
             )
             yield RenderedPage(location.id, digest, row)

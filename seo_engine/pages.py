@@ -1,4 +1,4 @@
-"""Page queries: one page, keyset-paginated lists, counts, and export chunks."""
+"""Page queries: pages by path, keyset-paginated lists, counts, and export chunks."""
 
 from __future__ import annotations
 
@@ -12,109 +12,19 @@ import orjson
 from seo_engine.database import Connection
 from seo_engine.sites import Site
 
-# The page document (schemas.PageDocument), built by PostgreSQL for the API, the NDJSON
-# export and the HTML pages alike, so they can never disagree; its JSON text goes to the
-# client without being parsed and re-serialised in Python. `{slug}`, `{name}` and `{base}`
-# are the parameters holding the site's slug, name and base URL. It is an expression in
-# the query rather than a function: PL/pgSQL measured 1.4x slower per document, and a
-# SQL function with a sub-select is planned again by every query that calls it. The JSON-LD
-# '@graph' is assembled as text so that its FAQPage node is there only when there are FAQs.
-DOCUMENT = """
-json_build_object(
-    'path', p.path,
-    'url', {base} || p.path,
-    'site', {slug},
-    'service', json_build_object('slug', s.slug, 'name', s.name, 'category', s.category),
-    'location', json_build_object(
-        'slug', l.slug, 'name', l.name, 'region_name', l.region_name,
-        'region_code', l.region_code, 'country_code', l.country_code,
-        'population', l.population, 'latitude', l.latitude, 'longitude', l.longitude),
-    'title', p.title,
-    'meta_description', p.meta_description,
-    'h1', p.h1,
-    'intro', p.intro,
-    'sections', p.sections,
-    'faq', p.faq,
-    'links', p.links,
-    'breadcrumbs', json_build_array(
-        json_build_object('name', 'Home', 'url', {base} || '/'),
-        json_build_object('name', s.name, 'url', {base} || '/' || s.slug || '/'),
-        json_build_object('name', l.name, 'url', {base} || p.path)),
-    'json_ld', json_build_object('@context', 'https://schema.org', '@graph', ('[' ||
-        json_build_object(
-            '@type', 'Service',
-            '@id', {base} || p.path || '#service',
-            'name', p.h1,
-            'serviceType', s.name,
-            'category', s.category,
-            'description', p.meta_description,
-            'url', {base} || p.path,
-            'areaServed', json_strip_nulls(json_build_object(
-                '@type', 'City',
-                'name', l.name,
-                'geo', json_build_object(
-                    '@type', 'GeoCoordinates', 'latitude', l.latitude, 'longitude', l.longitude),
-                'containedInPlace', CASE WHEN l.region_name <> '' THEN
-                    json_build_object('@type', 'State', 'name', l.region_name) END)),
-            'provider', json_build_object(
-                '@type', 'Organization', 'name', {name}, 'url', {base} || '/'))::text
-        || ', ' ||
-        json_build_object('@type', 'BreadcrumbList', 'itemListElement', json_build_array(
-            json_build_object(
-                '@type', 'ListItem', 'position', 1, 'name', 'Home', 'item', {base} || '/'),
-            json_build_object(
-                '@type', 'ListItem', 'position', 2, 'name', s.name,
-                'item', {base} || '/' || s.slug || '/'),
-            json_build_object(
-                '@type', 'ListItem', 'position', 3, 'name', l.name, 'item', {base} || p.path)
-        ))::text
-        || CASE WHEN json_array_length(p.faq) > 0 THEN ', ' ||
-            json_build_object('@type', 'FAQPage', 'mainEntity', (
-                SELECT json_agg(json_build_object(
-                    '@type', 'Question',
-                    'name', item ->> 'question',
-                    'acceptedAnswer', json_build_object(
-                        '@type', 'Answer', 'text', item ->> 'answer')))
-                FROM json_array_elements(p.faq) AS item))::text
-           ELSE '' END
-        || ']')::json),
-    'indexable', p.indexable,
-    'quality_score', p.quality_score,
-    'updated_at', p.updated_at,
-    'etag', '"' || encode(p.content_hash, 'hex') || '"')
+# Pages by (site, path), many at a time: concurrent requests share one query (lookups.py).
+# The document is stored as served (documents.py), so reading it builds nothing.
+PAGES_BY_PATHS = """
+SELECT k.site_id, k.path, p.document, p.content_hash, p.updated_at, p.indexable
+FROM unnest($1::int[], $2::text[]) AS k(site_id, path)
+JOIN pages p ON p.site_id = k.site_id AND p.path = k.path AND p.deleted_at IS NULL
 """
-
-
-def document_sql(slug: str, name: str, base: str) -> str:
-    """The document expression with the given parameter references (e.g. "$4")."""
-    return (
-        DOCUMENT.replace("{slug}", f"{slug}::text")
-        .replace("{name}", f"{name}::text")
-        .replace("{base}", f"{base}::text")
-    )
-
-
-PAGE_DOCUMENT_BY_SLUGS = f"""
-SELECT convert_to(({document_sql("$4", "$5", "$6")})::text, 'UTF8') AS document,
-       p.content_hash, p.updated_at
-FROM services s
-JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
-JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
-WHERE s.site_id = $1 AND s.slug = $2
-"""  # noqa: S608 (constant SQL)
-PAGE_VERSION_BY_SLUGS = """
-SELECT p.content_hash, p.updated_at
-FROM services s
-JOIN pages p ON p.site_id = $1 AND p.service_id = s.id AND p.deleted_at IS NULL
-JOIN locations l ON l.id = p.location_id AND l.slug = $3 AND l.site_id = $1
-WHERE s.site_id = $1 AND s.slug = $2
+# Only what a conditional request needs: no document is read.
+VERSIONS_BY_PATHS = """
+SELECT k.site_id, k.path, p.content_hash, p.updated_at, p.indexable
+FROM unnest($1::int[], $2::text[]) AS k(site_id, path)
+JOIN pages p ON p.site_id = k.site_id AND p.path = k.path AND p.deleted_at IS NULL
 """
-PAGE_BY_PATH = f"""
-SELECT ({document_sql("$3", "$4", "$5")})::text AS document, s.slug AS service_slug,
-       l.slug AS location_slug, p.content_hash, p.updated_at, p.indexable
-FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
-WHERE p.site_id = $1 AND p.path = $2 AND p.deleted_at IS NULL
-"""  # noqa: S608 (constant SQL)
 PAGE_VERSION_BY_PATH = """
 SELECT content_hash, updated_at, indexable FROM pages
 WHERE site_id = $1 AND path = $2 AND deleted_at IS NULL
@@ -142,26 +52,23 @@ LIST_FROM = """
 FROM pages p
 LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
 """
-# Export rows: the document of a live page, a tombstone for a removed one (changes only).
-EXPORT_DOCUMENT = f"""
-CASE WHEN p.deleted_at IS NULL THEN {document_sql("$2", "$3", "$4")}
-     ELSE json_build_object('path', p.path, 'url', $4 || p.path, 'deleted', true,
-                            'updated_at', p.updated_at) END
+# Export rows: the stored document of a live page, a tombstone for a removed one.
+TOMBSTONE = """
+convert_to(json_build_object('path', p.path, 'url', $2 || p.path, 'deleted', true,
+                             'updated_at', p.updated_at)::text, 'UTF8')
 """
-EXPORT_LIVE = f"""
-SELECT p.id, p.updated_at, p.content_hash,
-       convert_to(({document_sql("$2", "$3", "$4")})::text, 'UTF8') AS document
-FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
-WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.id > $5
-ORDER BY p.id LIMIT $6
-"""  # noqa: S608 (constant SQL)
-EXPORT_CHANGES = f"""
-SELECT p.id, p.updated_at, p.content_hash,
-       convert_to(({EXPORT_DOCUMENT})::text, 'UTF8') AS document
+EXPORT_LIVE = """
+SELECT p.id, p.path, p.updated_at, p.content_hash, p.document
 FROM pages p
-LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
-WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($5::timestamptz, $6::bigint)
-ORDER BY p.updated_at, p.id LIMIT $7
+WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.id > $2
+ORDER BY p.id LIMIT $3
+"""
+EXPORT_CHANGES = f"""
+SELECT p.id, p.path, p.updated_at, p.content_hash,
+       CASE WHEN p.deleted_at IS NULL THEN p.document ELSE {TOMBSTONE} END AS document
+FROM pages p
+WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($3::timestamptz, $4::bigint)
+ORDER BY p.updated_at, p.id LIMIT $5
 """  # noqa: S608 (constant SQL)
 
 
@@ -183,23 +90,24 @@ class PageFilters:
         return " AND ".join(conditions), arguments
 
 
-def site_arguments(site: Site) -> tuple[str, str, str]:
-    """The arguments `page_document` takes after the page: the site's slug, name, base URL."""
-    return site.slug, site.name, site.base_url
+PathKey = tuple[int, str]  # (site id, path)
 
 
-async def document_by_slugs(
-    connection: Connection, site: Site, service: str, location: str
-) -> asyncpg.Record | None:
-    """A live page's document (UTF-8 JSON bytes), content hash and update time."""
-    return await connection.fetchrow(
-        PAGE_DOCUMENT_BY_SLUGS, site.id, service, location, *site_arguments(site)
-    )
+async def pages_by_paths(connection: Connection, keys: list[PathKey]) -> list[asyncpg.Record]:
+    """Live pages (document, content hash, update time, indexable) for these keys; keys
+    with no live page are left out."""
+    return await _by_paths(connection, PAGES_BY_PATHS, keys)
 
 
-async def page_by_path(connection: Connection, site: Site, path: str) -> asyncpg.Record | None:
-    """A live page's document (JSON text) and what its HTML response needs."""
-    return await connection.fetchrow(PAGE_BY_PATH, site.id, path, *site_arguments(site))
+async def versions_by_paths(connection: Connection, keys: list[PathKey]) -> list[asyncpg.Record]:
+    """Only the hash, update time and indexable of live pages: enough for a 304."""
+    return await _by_paths(connection, VERSIONS_BY_PATHS, keys)
+
+
+async def _by_paths(
+    connection: Connection, query: str, keys: list[PathKey]
+) -> list[asyncpg.Record]:
+    return await connection.fetch(query, [site for site, _ in keys], [path for _, path in keys])
 
 
 async def page_version_by_path(
@@ -211,13 +119,6 @@ async def page_version_by_path(
 async def redirect_target(connection: Connection, site_id: int, path: str) -> str | None:
     target: str | None = await connection.fetchval(REDIRECT, site_id, path)
     return target
-
-
-async def page_version(
-    connection: Connection, site_id: int, service: str, location: str
-) -> asyncpg.Record | None:
-    """Only the hash and time of a page: enough to answer a conditional request."""
-    return await connection.fetchrow(PAGE_VERSION_BY_SLUGS, site_id, service, location)
 
 
 async def dimension_id(connection: Connection, site_id: int, kind: str, slug: str) -> int | None:
@@ -287,13 +188,12 @@ async def count(
 async def export_chunk(
     connection: Connection, site: Site, position: tuple[Any, ...], limit: int
 ) -> list[asyncpg.Record]:
-    """The next `limit` export rows (id, updated_at, content_hash, document bytes) after
-    `position`.
+    """The next `limit` export rows (id, path, updated_at, content_hash, document bytes)
+    after `position`.
 
     `position` is (id,) for live pages, or (updated_at, id) for changes, which include
     tombstones.
     """
-    arguments = (site.id, *site_arguments(site), *position, limit)
     if len(position) == 1:
-        return await connection.fetch(EXPORT_LIVE, *arguments)
-    return await connection.fetch(EXPORT_CHANGES, *arguments)
+        return await connection.fetch(EXPORT_LIVE, site.id, *position, limit)
+    return await connection.fetch(EXPORT_CHANGES, site.id, site.base_url, *position, limit)

@@ -42,6 +42,11 @@ def unavailable(detail: str) -> Response:
     return problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def internal_error() -> Response:
+    """500 for a bug: the details go to the log, never to the client."""
+    return problem(500, "internal error")
+
+
 def _describe_validation(error: RequestValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -73,7 +78,7 @@ async def _on_bad_data(request: Request, error: Exception) -> Response:
 
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem(500, "internal error")
+    return internal_error()
 
 
 def install(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ import ctypes
 import os
 import signal
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.queues import Queue
 
 from seo_engine import copyrows, database, sites
@@ -96,7 +97,7 @@ def _failure(error: Exception) -> WorkerFailure:
     return WorkerFailure(f"{type(error).__name__}: {error}", lost)
 
 
-async def load_builder(connection: Connection, site_slug: str) -> PageBuilder:
+async def load_builder(connection: Connection, site_slug: str, changed_at: datetime) -> PageBuilder:
     """Read a site's dimensions and neighbours into a PageBuilder."""
     site = await sites.find(connection, site_slug)
     services = [
@@ -112,7 +113,7 @@ async def load_builder(connection: Connection, site_slug: str) -> PageBuilder:
         neighbours.setdefault(row["location_id"], []).append(
             (row["neighbour_id"], row["distance_km"])
         )
-    return PageBuilder(site, services, locations, neighbours)
+    return PageBuilder(site, services, locations, neighbours, changed_at)
 
 
 def _die_with_parent() -> None:
@@ -130,7 +131,12 @@ def _die_with_parent() -> None:
 
 
 def start(
-    dsn: str, settings: Settings, site_slug: str, stage: str, messages: Queue[Message]
+    dsn: str,
+    settings: Settings,
+    site_slug: str,
+    changed_at: datetime,
+    stage: str,
+    messages: Queue[Message],
 ) -> None:
     """Process-pool initializer: connect and load everything once per worker."""
     global _worker, _failed_start
@@ -140,7 +146,7 @@ def start(
     loop = asyncio.new_event_loop()
     try:
         connection = loop.run_until_complete(database.connect(dsn, settings, bulk=True))
-        builder = loop.run_until_complete(load_builder(connection, site_slug))
+        builder = loop.run_until_complete(load_builder(connection, site_slug, changed_at))
     except Exception as error:  # reported by the first task instead of a broken pool
         _failed_start = _failure(error)
         return

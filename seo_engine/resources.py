@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -14,9 +15,11 @@ def _shipped(name: str) -> Path:
     return installed if installed.is_dir() else CHECKOUT / name
 
 
+@cache
 def seeds_dir() -> Path:
     return _shipped("seeds")
 
 
+@cache  # asked for on every rendered page
 def templates_dir() -> Path:
     return _shipped("templates")

@@ -63,6 +63,12 @@ class Site:
     content_version: str
     options: GenerateOptions = field(default_factory=GenerateOptions)
 
+    def page_path(self, service_slug: str, location_slug: str) -> str:
+        """The path of the page of a service in a location, by the site's path pattern."""
+        return self.path_pattern.replace("{service}", service_slug).replace(
+            "{location}", location_slug
+        )
+
 
 @dataclass(frozen=True)
 class SiteDefinition:

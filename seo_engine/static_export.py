@@ -9,8 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from seo_engine import database, documents, hubs, pages, sitemaps, sites, web
 from seo_engine.database import Connection
 from seo_engine.settings import Settings
@@ -123,9 +121,9 @@ async def export_static(
         position: tuple[Any, ...] = (0,)
         while rows := await pages.export_chunk(connection, site, position, CHUNK):
             for row in rows:
-                page = orjson.loads(row["document"])
-                body = web.page_html(site, page, row["content_hash"], row["updated_at"], None).body
-                _write(root, _page_file(page["path"]), body)
+                _write(
+                    root, _page_file(row["path"]), web.render_page(site, row, alternate=False).body
+                )
             report.pages += len(rows)
             advance(len(rows))
             position = (rows[-1]["id"],)

@@ -16,6 +16,7 @@ from seo_engine import caching, database, html, hubs, pages, problems
 from seo_engine.database import Connection
 from seo_engine.dependencies import AppSettings, Pool
 from seo_engine.directory import SiteDirectory
+from seo_engine.lookups import PageLookups
 from seo_engine.sites import Site
 
 HTML_CACHE = (
@@ -100,6 +101,16 @@ def page_html(
         indexable=page["indexable"],
         alternate=api_url,
     )
+
+
+def render_page(site: Site, row: Any, *, alternate: bool = True) -> Rendered:
+    """A service x location page from its stored row (document, content_hash, updated_at);
+    `alternate` links it to its JSON twin (the static export has none)."""
+    page = orjson.loads(row["document"])
+    api_url = None
+    if alternate:
+        api_url = document_url(site, page["service"]["slug"], page["location"]["slug"])
+    return page_html(site, page, row["content_hash"], row["updated_at"], api_url)
 
 
 def _hub(site: Site, template: str, title: str, description: str, path: str, **context: Any) -> str:
@@ -253,20 +264,18 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
         return Response("no site has been added yet", status_code=404, media_type="text/plain")
     if len(path) > MAX_PATH or "\x00" in path or "//" in path:
         return _not_found(site)
+    lookups: PageLookups = request.app.state.lookups
+    if request.headers.get("if-none-match") or request.headers.get("if-modified-since"):
+        version = await lookups.versions.get((site.id, path))
+        if version is not None:
+            etag = html.page_etag(version["content_hash"])
+            if caching.not_modified(request, etag, version["updated_at"]):
+                headers = page_headers(etag, version["updated_at"], version["indexable"], None)
+                return Response(status_code=304, headers=headers)
+    row = await lookups.pages.get((site.id, path))
+    if row is not None:
+        return _respond(request, render_page(site, row))
     async with database.acquire(pool, settings.acquire_timeout) as connection:
-        if request.headers.get("if-none-match") or request.headers.get("if-modified-since"):
-            version = await pages.page_version_by_path(connection, site.id, path)
-            if version is not None:
-                etag = html.page_etag(version["content_hash"])
-                if caching.not_modified(request, etag, version["updated_at"]):
-                    headers = page_headers(etag, version["updated_at"], version["indexable"], None)
-                    return Response(status_code=304, headers=headers)
-        row = await pages.page_by_path(connection, site, path)
-        if row is not None:
-            api_url = document_url(site, row["service_slug"], row["location_slug"])
-            page = orjson.loads(row["document"])
-            rendered = page_html(site, page, row["content_hash"], row["updated_at"], api_url)
-            return _respond(request, rendered)
         hub = await render_hub(connection, site, path)
         if hub is not None:
             return _respond(request, hub)

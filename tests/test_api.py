@@ -213,19 +213,6 @@ async def test_a_page_document_has_everything_needed_to_render_it(
     assert "s-maxage" in response.headers["cache-control"]
 
 
-async def test_a_page_without_faqs_has_no_faq_structured_data(
-    site_client: httpx.AsyncClient, fresh_dsn: str
-) -> None:
-    from tests.seeding import afetch
-
-    await afetch(fresh_dsn, "UPDATE pages SET faq = '[]' WHERE path = '/roof-repair/waco-tx'")
-    page = (await site_client.get("/api/v1/pages/roof-repair/waco-tx")).json()
-    assert page["faq"] == []
-    assert [node["@type"] for node in page["json_ld"]["@graph"]] == ["Service", "BreadcrumbList"]
-    place = page["json_ld"]["@graph"][0]["areaServed"]
-    assert place["containedInPlace"] == {"@type": "State", "name": "Texas"}
-
-
 async def test_conditional_requests_get_304_without_a_body(site_client: httpx.AsyncClient) -> None:
     first = await site_client.get("/api/v1/pages/roof-repair/austin-tx")
     tag, modified = first.headers["etag"], first.headers["last-modified"]

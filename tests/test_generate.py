@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -45,16 +46,50 @@ def test_generate_builds_every_service_location_page(fresh_dsn: str, tmp_path: P
     page = rows[0]
     assert page["title"] in ("Roof Repair in Austin", "Austin Roof Repair")
     assert page["meta_description"] == "Find roof repair in Austin, population 961,855."
-    assert page["intro"] == "Fixing leaks and damaged shingles. Serving Austin and Round Rock."
+    document = json.loads(page["document"])
+    assert document["intro"] == "Fixing leaks and damaged shingles. Serving Austin and Round Rock."
+    assert (document["title"], document["h1"]) == (page["title"], page["h1"])
     assert page["deleted_at"] is None
+
+
+def test_documents_are_stored_with_the_time_and_hash_of_their_generate(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    setup_site(fresh_dsn, tmp_path)
+    for row in fetch(fresh_dsn, "SELECT document, content_hash, updated_at FROM pages"):
+        document = json.loads(row["document"])
+        assert document["etag"] == f'"{row["content_hash"].hex()}"'
+        assert datetime.fromisoformat(document["updated_at"]) == row["updated_at"]
+
+
+def test_a_renamed_location_changes_the_documents_that_show_it(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    setup_site(fresh_dsn, tmp_path)
+    before = dict((path, tag) for path, tag, _ in pages(fresh_dsn))
+    renamed = [row.replace(",Texas,TX,", ",Tejas,TX,") for row in LOCATIONS]
+    assert (
+        cli(
+            fresh_dsn, "seed", "locations", str(write(tmp_path / "l.csv", LOCATION_HEADER, renamed))
+        ).exit_code
+        == 0
+    )
+    result = cli(fresh_dsn, "generate")
+    assert "0 inserted, 8 updated, 0 unchanged" in result.stdout, result.stdout
+    after = dict((path, tag) for path, tag, _ in pages(fresh_dsn))
+    assert all(before[path] != after[path] for path in before)
+    document = json.loads(
+        fetch(fresh_dsn, "SELECT document FROM pages WHERE path = '/roof-repair/waco-tx'")[0][0]
+    )
+    assert document["location"]["region_name"] == "Tejas"
 
 
 def test_internal_links_point_at_generated_pages(fresh_dsn: str, tmp_path: Path) -> None:
     setup_site(fresh_dsn, tmp_path)
 
     paths = {path for path, _, _ in pages(fresh_dsn)}
-    for row in fetch(fresh_dsn, "SELECT links FROM pages"):
-        links = json.loads(row["links"])
+    for row in fetch(fresh_dsn, "SELECT document FROM pages"):
+        links = json.loads(row["document"])["links"]
         assert len(links["nearby"]) == len(LOCATIONS) - 1
         assert [link["path"] in paths for link in links["nearby"] + links["services"]] == [True] * (
             len(links["nearby"]) + len(links["services"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import orjson
 import pytest
 
 from seo_engine import migrate
@@ -86,5 +87,76 @@ async def test_a_migration_from_a_newer_release_is_detected(databases: Databases
         )
         with pytest.raises(migrate.MigrationError, match="9999"):
             await migrate.status(connection)
+    finally:
+        await connection.close()
+
+
+OLD_PAGE = """
+INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, h1, intro,
+                   sections, faq, links, quality_score, indexable, content_hash, deleted_at)
+OVERRIDING SYSTEM VALUE
+VALUES (1, $1, $2, $3, 'Roof Repair in Waco', 'Find roof repair.', 'Roof Repair in Waco',
+        'Intro.', '[{"heading": "H", "body": "B"}]', '[{"question": "Q?", "answer": "A."}]',
+        '{"nearby": [], "services": []}', 0.75, true, '\\x00ff', $4)
+"""
+
+
+async def test_stored_documents_are_built_for_pages_made_before_them(databases: Databases) -> None:
+    connection = await asyncpg.connect(await databases.create(migrated=False))
+    try:
+        before, documents = migrate.available()[:2], migrate.available()[2]
+        assert documents.name == "documents"
+        await connection.execute(migrate.CREATE_TABLE)
+        for migration in before:
+            await connection.execute(migration.sql)
+            await connection.execute(
+                migrate.INSERT_APPLIED, migration.version, migration.name, migration.checksum
+            )
+        await connection.execute(
+            "INSERT INTO sites (slug, name, base_url, domain) "
+            "VALUES ('testsite', 'Test Pros', 'https://test.example', 'test.example');"
+            "INSERT INTO services (site_id, key, slug, name, category) "
+            "VALUES (1, 's1', 'roof-repair', 'Roof Repair', 'Roofing');"
+            "INSERT INTO locations (site_id, key, slug, name, region_name, region_code, "
+            "country_code, population, latitude, longitude) "
+            "VALUES (1, '4', 'waco-tx', 'Waco', 'Texas', 'TX', 'US', 138486, 31.5, -97.1)"
+        )
+        await connection.execute(
+            OLD_PAGE.replace("$1", "1")
+            .replace("$2", "1")
+            .replace("$3", "'/roof-repair/waco-tx'")
+            .replace("$4", "NULL")
+        )
+        # A tombstone whose location was pruned: there is nothing to build it from.
+        await connection.execute(
+            OLD_PAGE.replace("$1", "1")
+            .replace("$2", "99")
+            .replace("$3", "'/roof-repair/gone'")
+            .replace("$4", "now()")
+        )
+        ids = await connection.fetch("SELECT id, path FROM pages ORDER BY id")
+
+        assert [m.version for m in await migrate.migrate(connection)] == [documents.version]
+
+        rows = await connection.fetch("SELECT id, path, document FROM pages ORDER BY id")
+        assert [(row["id"], row["path"]) for row in rows] == [tuple(row) for row in ids]
+        live = orjson.loads(rows[0]["document"])
+        assert live["url"] == "https://test.example/roof-repair/waco-tx"
+        assert (live["intro"], live["faq"]) == ("Intro.", [{"question": "Q?", "answer": "A."}])
+        assert [node["@type"] for node in live["json_ld"]["@graph"]] == [
+            "Service",
+            "BreadcrumbList",
+            "FAQPage",
+        ]
+        assert live["etag"] == '"00ff"'
+        assert rows[1]["document"] is None
+        new_id = await connection.fetchval(
+            "INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, "
+            "h1, document, quality_score, indexable, content_hash) VALUES (1, 2, 1, '/x', 't', "
+            "'d', 'h', '{}', 0.5, true, '\\x01') RETURNING id"
+        )
+        assert new_id > max(row["id"] for row in ids)
+        with pytest.raises(asyncpg.CheckViolationError):  # a live page always has a document
+            await connection.execute("UPDATE pages SET document = NULL WHERE id = $1", new_id)
     finally:
         await connection.close()

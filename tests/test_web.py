@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from html.parser import HTMLParser
@@ -98,13 +99,17 @@ async def test_a_page_carries_every_seo_signal(site_client: httpx.AsyncClient) -
 
 
 async def test_non_indexable_pages_say_noindex_in_markup_and_header(
-    site_client: httpx.AsyncClient, fresh_dsn: str
+    site_client: httpx.AsyncClient, fresh_dsn: str, tmp_path: Path
 ) -> None:
-    from tests.seeding import afetch
+    from tests.seeding import DATA, cli
 
-    await afetch(
-        fresh_dsn, "UPDATE pages SET indexable = false WHERE path = '/roof-repair/waco-tx'"
+    strict = tmp_path / "strict.toml"  # no test page scores 1.0: none stays indexable
+    strict.write_text(
+        (DATA / "site.toml").read_text().replace("index_threshold = 0.0", "index_threshold = 1.0")
     )
+    for args in (("sites", "add", str(strict)), ("generate",)):
+        result = await asyncio.to_thread(cli, fresh_dsn, *args)
+        assert result.exit_code == 0, result.output
     response = await site_client.get("/roof-repair/waco-tx")
     assert parse(response.text).meta["robots"] == "noindex,follow"
     assert response.headers["x-robots-tag"] == "noindex, follow"

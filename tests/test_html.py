@@ -1,0 +1,32 @@
+"""The page templates' environment: autoescaped output, written by our own escape call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from markupsafe import Markup, escape
+
+from seo_engine import html
+
+HOSTILE = '</script><script>alert("x")</script>\'"&<b>'
+
+
+def test_output_is_escaped_exactly_like_markupsafe_escape() -> None:
+    for value in (HOSTILE, "plain", 42, 1.5, None, Markup("<b>safe</b>")):
+        assert html.escape_output(value) == str(escape(value))
+
+
+def test_templates_escape_values_but_keep_safe_markup_and_json(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(
+        "{{ x }}|{{ x|safe }}|{{ x ~ '!' }}|{% autoescape false %}{{ x }}{% endautoescape %}|"
+        "{{ y|tojson }}"
+    )
+    rendered = (
+        html.environment(tmp_path, "test")
+        .get_template("page.html")
+        .render(x=HOSTILE, y={"a": HOSTILE})
+    )
+    escaped, safe, joined, raw, data = rendered.split("|")
+    assert (escaped, safe, joined, raw) == (str(escape(HOSTILE)), HOSTILE, escaped + "!", HOSTILE)
+    assert "<" not in data and json.loads(data) == {"a": HOSTILE}
