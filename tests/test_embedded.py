@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from seo_engine import database, embedded
@@ -72,6 +74,43 @@ def test_the_server_starts_in_a_new_folder_and_stops_with_its_only_user(data_dir
     assert holder.dsn.endswith(f"host={data_dir / embedded.PGDATA_NAME}")
     holder.release()
     assert wait_until_stopped(data_dir)
+
+
+def test_the_server_is_tuned_for_the_machine_once_and_keeps_its_settings(
+    data_dir: Path,
+) -> None:
+    async def settings(dsn: str) -> dict[str, str]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            rows = await connection.fetch(
+                "SELECT name, current_setting(name) AS value FROM pg_settings "
+                "WHERE name = ANY($1::text[])",
+                ["shared_buffers", "max_wal_size", "checkpoint_timeout"],
+            )
+            return {row["name"]: row["value"] for row in rows}
+        finally:
+            await connection.close()
+
+    wanted = embedded.tuning(embedded._memory_bytes())
+    holder = Holder(data_dir)
+    first = asyncio.run(settings(holder.dsn))
+    assert first["max_wal_size"] == "8GB" and first["checkpoint_timeout"] == "15min"
+    megabytes = int(wanted["shared_buffers"].removesuffix("MB"))
+    assert first["shared_buffers"] in (f"{megabytes}MB", f"{megabytes // 1024}GB")
+    holder.release()
+    assert wait_until_stopped(data_dir)
+    again = Holder(data_dir)  # a later start: no second restart, same settings
+    assert asyncio.run(settings(again.dsn)) == first
+    again.release()
+    assert wait_until_stopped(data_dir)
+
+
+def test_the_tuning_follows_the_memory_within_bounds() -> None:
+    gigabyte = 1024**3
+    assert embedded.tuning(24 * gigabyte)["shared_buffers"] == "6144MB"
+    assert embedded.tuning(64 * gigabyte)["shared_buffers"] == "8192MB"
+    assert embedded.tuning(gigabyte // 4)["shared_buffers"] == "128MB"
+    assert embedded.tuning(24 * gigabyte)["effective_cache_size"] == "12288MB"
 
 
 def test_two_processes_share_one_server_until_the_last_exits(data_dir: Path) -> None:

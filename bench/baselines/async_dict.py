@@ -38,4 +38,5 @@ async def page(path: str) -> dict[str, Any]:
         raise HTTPException(status_code=404)
     page = dict(row)
     page["content_hash"] = page["content_hash"].hex()  # bytes are not JSON
+    page["document"] = page["document"].decode()  # the page's JSON document (UTF-8)
     return page

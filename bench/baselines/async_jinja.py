@@ -36,18 +36,10 @@ app = FastAPI(lifespan=lifespan)
 async def page(path: str) -> str:
     assert pool is not None
     row = await pool.fetchrow(
-        "SELECT p.*, s.name AS service_name, l.name AS location_name "
-        "FROM pages p JOIN services s ON s.id = p.service_id "
-        "JOIN locations l ON l.id = p.location_id "
-        "WHERE p.site_id = $1 AND p.path = $2 AND p.deleted_at IS NULL",
+        "SELECT * FROM pages WHERE site_id = $1 AND path = $2 AND deleted_at IS NULL",
         SITE_ID,
         "/" + path,
     )
     if row is None:
         raise HTTPException(status_code=404)
-    return templates.get_template("page.html").render(
-        page=row,
-        sections=json.loads(row["sections"]),
-        faq=json.loads(row["faq"]),
-        links=json.loads(row["links"]),
-    )
+    return templates.get_template("page.html").render(page=json.loads(row["document"]))

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
-from sqlalchemy import JSON, create_engine, select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -27,10 +27,7 @@ class Page(Base):
     title: Mapped[str]
     meta_description: Mapped[str]
     h1: Mapped[str]
-    intro: Mapped[str]
-    sections: Mapped[Any] = mapped_column(JSON)
-    faq: Mapped[Any] = mapped_column(JSON)
-    links: Mapped[Any] = mapped_column(JSON)
+    document: Mapped[bytes | None]  # the page's JSON document (UTF-8)
     quality_score: Mapped[float]
     indexable: Mapped[bool]
     content_hash: Mapped[bytes]
@@ -57,5 +54,6 @@ def page(path: str) -> dict[str, Any]:
         if found is None:
             raise HTTPException(status_code=404)
         result = {name: getattr(found, name) for name in COLUMNS}
-    result["content_hash"] = result["content_hash"].hex()
+    result["content_hash"] = result["content_hash"].hex()  # bytes are not JSON
+    result["document"] = result["document"].decode()
     return result
