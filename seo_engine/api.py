@@ -6,7 +6,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -321,7 +320,7 @@ async def list_pages(
 def document_headers(tag: str, modified: datetime) -> dict[str, str]:
     return {
         "ETag": tag,
-        "Last-Modified": format_datetime(modified.astimezone(UTC), usegmt=True),
+        "Last-Modified": caching.http_date(modified),
         "Cache-Control": API_CACHE,
     }
 

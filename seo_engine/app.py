@@ -19,7 +19,7 @@ from seo_engine.hotpath import HotPaths
 from seo_engine.limits import RequestLimits
 from seo_engine.lookups import PageLookups
 from seo_engine.pagecache import PageCache
-from seo_engine.settings import Settings, load_settings
+from seo_engine.settings import Settings
 
 log = logging.getLogger("seo_engine.app")
 POOL_CLOSE_SECONDS = 5.0
@@ -91,8 +91,3 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sitemaps.router)
     app.include_router(web.router)  # last: its catch-all route serves every other path
     return app
-
-
-def create_app_from_environment() -> FastAPI:
-    """Factory for `uvicorn --factory`: settings come from the environment."""
-    return create_app(load_settings())

@@ -24,7 +24,10 @@ from seo_engine.settings import Settings
 
 CHANNEL = "seo_engine_changes"
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
-ENTRY_OVERHEAD_BYTES = 512
+# What an entry costs beside its bodies: its key, the Entry, its headers and the map's slot
+# (measured with tracemalloc: about 1.1 KB). Counting 512 let a cache of version-only
+# entries grow to twice its budget.
+ENTRY_OVERHEAD_BYTES = 1152
 GZIP_MIN_BYTES = 1024
 RECONNECT_SECONDS = 1.0
 log = logging.getLogger("seo_engine.pagecache")

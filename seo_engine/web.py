@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -54,7 +53,7 @@ def page_headers(
 ) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": HTML_CACHE}
     if modified is not None:
-        headers["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
+        headers["Last-Modified"] = caching.http_date(modified)
     if not indexable:
         headers["X-Robots-Tag"] = "noindex, follow"
     if alternate:

@@ -147,6 +147,37 @@ def test_gzip_body_is_compressed_once() -> None:
     assert cache.get("k") is None, "the byte budget evicts the least recently used entry"
 
 
+def test_a_full_cache_of_versions_stays_within_its_byte_budget() -> None:
+    import tracemalloc
+    from datetime import UTC, datetime, timedelta
+
+    from seo_engine.hotpath import _Page
+    from seo_engine.pagecache import PageCache
+    from seo_engine.sites import Site
+
+    site = Site(
+        1, "s", "S", "https://s.example", "s.example", "en", "/{service}/{location}", {}, ""
+    )
+    budget = 2 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        cache = PageCache(60, budget)
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20_000):  # far more than fit: the budget evicts
+            page = _Page(site, f"/roof-repair/some-city-{n}-tx")
+            row = {
+                "content_hash": n.to_bytes(16, "big"),
+                "updated_at": datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=n),
+                "indexable": True,
+            }
+            cache.put(page.key, page.entry(row, with_body=False))
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 1000 < len(cache) < 20_000
+    assert used < budget * 1.15, f"{used:,} bytes for a {budget:,}-byte budget"
+
+
 async def test_with_two_sites_a_document_needs_its_site_as_before(
     cached: httpx.AsyncClient, fresh_dsn: str, tmp_path: Path
 ) -> None:
@@ -155,7 +186,11 @@ async def test_with_two_sites_a_document_needs_its_site_as_before(
     second = (DATA / "site.toml").read_text().replace('"testsite"', '"second"')
     (tmp_path / "second.toml").write_text(second.replace("test.example", "second.example"))
     await asyncio.to_thread(cli, fresh_dsn, "sites", "add", str(tmp_path / "second.toml"))
-    await asyncio.sleep(5.1)  # the site directory refreshes every 5 s
+
+    async def both_sites_known() -> bool:  # the site directory refreshes every 5 s
+        return len((await cached.get("/api/v1/sites")).json()) == 2
+
+    await until(both_sites_known, seconds=8)
     ambiguous = await cached.get(DOCUMENT)
     assert ambiguous.status_code == 400
     assert "second" in ambiguous.json()["detail"]
