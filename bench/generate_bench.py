@@ -143,6 +143,12 @@ async def copy_limit(dsn: str, file: str) -> tuple[int, float, list[str]]:
         export = f"COPY (SELECT * FROM pages ORDER BY id) TO {file} (FORMAT binary)"  # noqa: S608
         await connection.execute(export)
         await connection.execute("CREATE TABLE pages_copy (LIKE pages INCLUDING ALL)")
+        # LIKE copies no storage parameters (pages keeps documents in the row).
+        options = await connection.fetchval(
+            "SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = 'pages'::regclass"
+        )
+        if options:
+            await connection.execute(f"ALTER TABLE pages_copy SET ({options})")
         # LIKE never copies foreign keys; pages pays for one on every insert, so add it.
         await connection.execute(
             "ALTER TABLE pages_copy ADD FOREIGN KEY (site_id) REFERENCES sites ON DELETE CASCADE"
@@ -151,7 +157,10 @@ async def copy_limit(dsn: str, file: str) -> tuple[int, float, list[str]]:
         target = await connection.fetch(INDEXES, "pages_copy")
         if [tuple(row) for row in source] != [tuple(row) for row in target]:
             raise BenchError(f"LIKE INCLUDING ALL did not copy the indexes: {source} vs {target}")
-        notes.append(f"pages_copy: LIKE INCLUDING ALL copied all {len(target)} indexes; FK added")
+        notes.append(
+            f"pages_copy: LIKE INCLUDING ALL copied all {len(target)} indexes; FK added; "
+            f"storage parameters: {options or 'none'}"
+        )
         identity = await connection.fetchval(
             "SELECT attidentity FROM pg_attribute WHERE attrelid = 'pages_copy'::regclass"
             " AND attname = 'id'"
