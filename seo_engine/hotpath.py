@@ -161,21 +161,21 @@ class HotPaths:
         ):
             await self.app(scope, receive, send)
             return
-        timed = _timed(send, time.perf_counter())
+        started = time.perf_counter()
         try:
-            answered = await self._answer(scope, timed)
+            answered = await self._answer(scope, _Responder(scope, send, started))
         except database.UNAVAILABLE as error:
             reason = getattr(error, "reason", "the database is unavailable")
-            await problems.unavailable(reason)(scope, receive, timed)
+            await problems.unavailable(reason)(scope, receive, _timed(send, started))
             return
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            await problems.internal_error()(scope, receive, timed)
+            await problems.internal_error()(scope, receive, _timed(send, started))
             return
         if not answered:
             await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, send: Send) -> bool:
+    async def _answer(self, scope: Scope, respond: _Responder) -> bool:
         """Send the response and return True, or return False to pass the request on."""
         path: str = scope["path"]
         is_document = path.startswith("/api/v1/pages/")
@@ -205,7 +205,7 @@ class HotPaths:
         cache: PageCache = state.page_cache
         entry = cache.get(target.key)
         if entry is not None and request.conditional and request.is_current(entry):
-            await _send(scope, send, 304, entry.headers, None)
+            await respond(304, entry.headers, None)
             return True
         if entry is None or entry.body is None:
             lookups: PageLookups = state.lookups
@@ -216,45 +216,59 @@ class HotPaths:
                 version = target.entry(row, with_body=False)
                 if request.is_current(version):
                     cache.put(target.key, version)
-                    await _send(scope, send, 304, version.headers, None)
+                    await respond(304, version.headers, None)
                     return True
             row = await lookups.pages.get(target.path)
             if row is None:
                 return False
             entry = target.entry(row, with_body=True)
             cache.put(target.key, entry)
-        await _send_body(scope, send, cache, target.key, entry, request.gzip)
+        await _send_body(respond, cache, target.key, entry, request.gzip)
         return True
 
 
+def _timing(started: float) -> tuple[bytes, bytes]:
+    """`Server-Timing` (time inside the app), as RequestLimits adds to everything else."""
+    return (b"server-timing", b"app;dur=%.1f" % ((time.perf_counter() - started) * 1000))
+
+
 def _timed(send: Send, started: float) -> Send:
-    """Add `Server-Timing` (time inside the app), as RequestLimits does for everything else."""
+    """`send` adding Server-Timing to the response it starts (for the error responses)."""
 
     async def timed(message: Message) -> None:
         if message["type"] == "http.response.start":
-            spent = (time.perf_counter() - started) * 1000
-            message["headers"] = [*message["headers"], (b"server-timing", b"app;dur=%.1f" % spent)]
+            message["headers"] = [*message["headers"], _timing(started)]
         await send(message)
 
     return timed
 
 
+class _Responder:
+    """Sends one response of the hot paths: its headers (with Content-Length and
+    Server-Timing) and its body, none for HEAD or a 304."""
+
+    __slots__ = ("scope", "send", "started")
+
+    def __init__(self, scope: Scope, send: Send, started: float) -> None:
+        self.scope, self.send, self.started = scope, send, started
+
+    async def __call__(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | None
+    ) -> None:
+        headers = [*headers, _timing(self.started)]
+        if body is not None:
+            headers.append((b"content-length", b"%d" % len(body)))
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        content = body if body is not None and self.scope["method"] != "HEAD" else b""
+        await self.send({"type": "http.response.body", "body": content})
+
+
 async def _send_body(
-    scope: Scope, send: Send, cache: PageCache, key: Hashable, entry: Entry, gzip: bool
+    respond: _Responder, cache: PageCache, key: Hashable, entry: Entry, gzip: bool
 ) -> None:
     assert entry.body is not None
     body, headers = entry.body, entry.headers
     compressed = cache.gzipped(key, entry) if gzip else None
     if compressed is not None:
         body, headers = compressed, [*headers, GZIP]
-    await _send(scope, send, 200, headers, body)
-
-
-async def _send(
-    scope: Scope, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes | None
-) -> None:
-    if body is not None:
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    content = body if body is not None and scope["method"] != "HEAD" else b""
-    await send({"type": "http.response.body", "body": content})
+    await respond(200, headers, body)
