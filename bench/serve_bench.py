@@ -54,6 +54,7 @@ import httpx
 import psutil
 
 from seo_engine import cursors, database, html, resources
+from seo_engine.server import HTTP_PROTOCOL
 from seo_engine.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ UVICORN_AS_PRODUCT = [
     "--loop",
     "uvloop",
     "--http",
-    "httptools",
+    HTTP_PROTOCOL,
     "--no-access-log",
 ]
 # The export's documents straight from the table, in the export's order: what psql makes

@@ -15,6 +15,9 @@ from seo_engine import database
 from seo_engine.app import create_app
 from seo_engine.settings import Settings, load_settings
 
+# uvicorn's httptools protocol writing each response in one system call (protocol.py).
+HTTP_PROTOCOL = "seo_engine.protocol:CoalescingHttpToolsProtocol"
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -53,7 +56,7 @@ def serve_app(settings: Settings, options: ServeOptions) -> None:
         "host": options.host,
         "port": options.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,
         "log_level": settings.log_level,
         "access_log": False,
         "server_header": False,

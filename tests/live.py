@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from seo_engine.app import create_app
+from seo_engine.server import HTTP_PROTOCOL
 from seo_engine.settings import Settings
 
 
@@ -26,7 +27,12 @@ def live_server(settings: Settings) -> Iterator[str]:
     """Serve the app on a free loopback port until the block ends; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        http=HTTP_PROTOCOL,  # as `seo-engine serve` runs it
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -96,6 +96,13 @@ async def test_a_page_carries_every_seo_signal(site_client: httpx.AsyncClient) -
     ]
     assert "/roof-repair/round-rock-tx" in page.anchors
     assert "/gutter-cleaning/austin-tx" in page.anchors
+    # Sections are numbered from 1, each heading labelling its section; the last crumb
+    # is the page itself.
+    labelled = re.findall(r'<section aria-labelledby="([^"]+)">\n<h2 id="([^"]+)">', response.text)
+    assert all(label == heading for label, heading in labelled)
+    numbered = [label for label, _ in labelled if label.startswith("section-")]
+    assert numbered == [f"section-{n}" for n in range(1, len(numbered) + 1)] and numbered
+    assert '<li aria-current="page">Austin</li></ol>' in response.text
 
 
 async def test_non_indexable_pages_say_noindex_in_markup_and_header(
