@@ -12,7 +12,7 @@ import jinja2
 import orjson
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.nodes import Expr
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from seo_engine import resources
 from seo_engine.sites import Site
@@ -70,14 +70,24 @@ class _PageEnvironment(jinja2.Environment):
         return super().getattr(obj, attribute)
 
 
+HTML_UNSAFE_JSON = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"), (b"'", b"\\u0027"))
+
+
 def numbered(items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
     """`{% for number, item in items|numbered %}`: numbers from 1, without the `loop`
     object (Jinja builds one per loop that mentions it: a seventh of rendering a page)."""
     return enumerate(items, 1)
 
 
-def _dumps(value: Any, **_: Any) -> str:
-    return orjson.dumps(value).decode()
+def tojson(value: Any, indent: int | None = None) -> Markup:
+    """`|tojson`: JSON safe inside HTML and `<script>`, as Jinja's filter writes it (`<`,
+    `>`, `&` and `'` as \\u escapes), from orjson's bytes (half the time of Jinja's)."""
+    if indent is not None:
+        return jinja2.utils.htmlsafe_json_dumps(value, indent=indent)
+    text = orjson.dumps(value)
+    for char, code in HTML_UNSAFE_JSON:
+        text = text.replace(char, code)
+    return Markup(text.decode())
 
 
 @lru_cache(maxsize=64)
@@ -101,7 +111,7 @@ def environment(templates: Path, site_slug: str) -> jinja2.Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    environment.policies["json.dumps_function"] = _dumps  # |tojson, still HTML-escaped
+    environment.filters["tojson"] = tojson
     environment.filters["numbered"] = numbered
     return environment
 

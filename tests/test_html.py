@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
 
 from seo_engine import html
@@ -30,3 +32,9 @@ def test_templates_escape_values_but_keep_safe_markup_and_json(tmp_path: Path) -
     escaped, safe, joined, raw, data = rendered.split("|")
     assert (escaped, safe, joined, raw) == (str(escape(HOSTILE)), HOSTILE, escaped + "!", HOSTILE)
     assert "<" not in data and json.loads(data) == {"a": HOSTILE}
+
+
+def test_tojson_writes_what_jinjas_filter_writes() -> None:
+    for value in ({"a": HOSTILE, "b": [1, 2.5, None, True]}, HOSTILE, "ok", ["<&>'"]):
+        expected = htmlsafe_json_dumps(value, dumps=lambda v, **_: orjson.dumps(v).decode())
+        assert html.tojson(value) == expected and isinstance(html.tojson(value), Markup)
