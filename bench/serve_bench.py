@@ -86,21 +86,34 @@ class Result:
     errors: int
 
 
+WRK_THREADS = 2
+
+
 def lua_script(requests: Path) -> str:
     """A wrk script sending random requests from a file of `path[<TAB>[If-None-Match]]` lines.
 
     Paths are read once per wrk thread (before the clock starts) and each request is one
     string concatenation, so that wrk spends the CPU it shares with the servers on sending;
     each thread seeds its own random sequence.
+
+    wrk runs each thread's `init` in turn and starts the thread as soon as its own `init`
+    returns, but starts its clock only after the last one: with millions of lines, the
+    first thread sent requests for seconds while the second was reading, and all of them
+    counted (304s measured 2.4 times their real rate). So each thread leaves a mark when it
+    has read the file and sends nothing until every thread has (the marks are named by
+    the argument `wrk()` passes). wrk also calls the first thread's `request` once from its
+    main thread, to check the script, before the second thread exists: that call must not
+    wait.
     """
     return f"""
 local paths, tags, count, threads = {{}}, {{}}, 0, 0
-local tail, conditional
+local tail, conditional, run, started, checked
 function setup(thread)
   threads = threads + 1
   thread:set("id", threads)
 end
 function init(args)
+  run = args[#args]
   for line in io.lines("{requests}") do
     count = count + 1
     local tab = line:find("\\t", 1, true)
@@ -114,8 +127,27 @@ function init(args)
   local host = " HTTP/1.1\\r\\nHost: " .. wrk.headers["Host"] .. "\\r\\n"
   tail, conditional = host .. "\\r\\n", host .. "If-None-Match: "
   math.randomseed(os.time() * 1000 + id)
+  io.open(run .. "." .. id, "w"):close()
+end
+local function wait_for_every_thread()
+  for other = 1, {WRK_THREADS} do
+    local mark = io.open(run .. "." .. other)
+    while not mark do
+      os.execute("sleep 0.002")
+      mark = io.open(run .. "." .. other)
+    end
+    mark:close()
+  end
+  started = true
 end
 request = function()
+  if not started then
+    if id == 1 and not checked then
+      checked = true  -- wrk's own check of the script, made in its main thread
+    else
+      wait_for_every_thread()
+    end
+  end
   local i = math.random(count)
   local tag = tags[i]
   if tag then
@@ -127,12 +159,24 @@ end
 
 
 def wrk(script: Path, duration: int, connections: int) -> Result:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), BASE],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    with tempfile.TemporaryDirectory(prefix="wrk-") as marks:
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{WRK_THREADS}",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--latency",
+                "-s",
+                str(script),
+                BASE,
+                "--",
+                str(Path(marks) / "ready"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert rps is not None, out
     latency = {}
