@@ -38,3 +38,9 @@ def test_tojson_writes_what_jinjas_filter_writes() -> None:
     for value in ({"a": HOSTILE, "b": [1, 2.5, None, True]}, HOSTILE, "ok", ["<&>'"]):
         expected = htmlsafe_json_dumps(value, dumps=lambda v, **_: orjson.dumps(v).decode())
         assert html.tojson(value) == expected and isinstance(html.tojson(value), Markup)
+
+
+def test_tojson_with_an_indent_is_still_safe_in_html() -> None:
+    written = html.tojson({"a": HOSTILE}, indent=2)
+    assert "\n  " in written and "<" not in written and "'" not in written
+    assert json.loads(written) == {"a": HOSTILE} and isinstance(written, Markup)
