@@ -8,7 +8,9 @@ Markdown table (req/s, p50, p99) and the ratios issue 7 asks for:
 - the product, `seo-engine serve` with its production defaults: API page document, 304s
   and rendered HTML for random pages (a worker's page cache holds a few thousand of four
   million, so they are cold in the app), a warm in-process cache (100 hot pages), the
-  keyset list at its first and last cursor;
+  keyset list at its first and last cursor. The 304s are answered from each worker's
+  validator index (the bench first waits until every worker has built it), and then
+  once more by a server with the index off, which checks each in the database;
 - baseline A (FastAPI + asyncpg, `dict(row)`), baseline B (sync FastAPI + SQLAlchemy ORM +
   psycopg2), baseline C (asyncpg + Jinja2 per request), all in `bench/baselines/`, run
   with uvicorn's defaults;
@@ -201,6 +203,7 @@ class Data:
     requests: int  # random pages each page scenario draws from
     scripts: dict[str, Path]  # wrk script per scenario
     examples: dict[str, str]  # one request path per scenario
+    requests_files: dict[str, Path]  # `path[<TAB>If-None-Match]` lines per scenario
     min_id: int
     max_id: int
 
@@ -312,7 +315,7 @@ async def prepare(dsn: str, workdir: Path, sample: int | None) -> Data:
         scripts[name].write_text(lua_script(requests_file))
         with requests_file.open() as lines:
             examples[name] = lines.readline().split("\t")[0].strip()
-    return Data(site, total, requests, scripts, examples, bounds[0], bounds[1])
+    return Data(site, total, requests, scripts, examples, files, bounds[0], bounds[1])
 
 
 def wait_ready(process: subprocess.Popen[bytes], probe: str) -> None:
@@ -348,6 +351,27 @@ def server(command: list[str], env: dict[str, str], probe: str) -> Iterator[psut
 
 def uvicorn(app: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "uvicorn", app, "--port", str(PORT), *options]
+
+
+def wait_for_validator_index(requests_file: Path) -> float:
+    """Seconds until every worker answers 304s from its validator index, which the first
+    conditional requests start building: such a 304 has no Last-Modified (one checked in
+    the database has). Each probe is a new connection (any worker) for a page not asked
+    for before (a worker's page cache would answer a repeat)."""
+    started = time.monotonic()
+    in_a_row = 0
+    with requests_file.open() as lines:
+        for line in lines:
+            path, _, tag = line.rstrip("\n").partition("\t")
+            response = httpx.get(BASE + path, headers={"if-none-match": tag}, timeout=10)
+            assert response.status_code == 304, (path, response.status_code)
+            in_a_row = 0 if "last-modified" in response.headers else in_a_row + 1
+            if in_a_row == 40:
+                return time.monotonic() - started
+            if time.monotonic() - started > 300:
+                break
+            time.sleep(0.02)
+    raise SystemExit("the validator index was not ready in every worker")
 
 
 def body_size(url: str) -> int:
@@ -494,6 +518,7 @@ def main() -> None:
         ) as product:
             doc_bytes = body_size(data.examples["api_document"])
             html_bytes = body_size(data.examples["html_page"])
+            index_seconds = wait_for_validator_index(data.requests_files["api_304"])
             for name in (
                 "api_document",
                 "api_304",
@@ -515,6 +540,14 @@ def main() -> None:
                 if args.soak
                 else []
             )
+        # The same 304s checked in the database, as before the validator index (and as
+        # for a site over SEO_ENGINE_VALIDATOR_INDEX_PAGES).
+        no_index = {**env, "SEO_ENGINE_VALIDATOR_INDEX_PAGES": "0"}
+        with server(
+            [sys.executable, "-m", "cli", "serve", "--port", str(PORT)], no_index, "/readyz"
+        ):
+            run("api_304_db", "api_304")
+            run("html_304_db", "html_304")
         for name, size in (("bare_document", doc_bytes), ("bare_html", html_bytes)):
             bare_env = {**env, "BARE_BODY_BYTES": str(size)}
             with server(uvicorn("bench.baselines.bare:app", *UVICORN_AS_PRODUCT), bare_env, "/"):
@@ -542,6 +575,7 @@ def main() -> None:
         sitemap_urls,
         doc_bytes,
         html_bytes,
+        index_seconds,
     )
 
 
@@ -558,6 +592,7 @@ def report(
     sitemap_urls: int,
     doc_bytes: int,
     html_bytes: int,
+    index_seconds: float,
 ) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
@@ -592,6 +627,11 @@ def report(
     print("|---|---:|---:|---|")
     for label, value, target in checks:
         print(f"| {label} | {value:.2f} | ≥ {target} | {'yes' if value >= target else 'NO'} |")
+    for label, value in (
+        ("HTML 304 checked in the database / bare ASGI", ratio("html_304_db", "bare_html")),
+        ("API 304 checked in the database / bare ASGI", ratio("api_304_db", "bare_document")),
+    ):
+        print(f"| {label} | {value:.2f} | (no index) | |")
     p99 = results["list_last"].p99 / results["list_first"].p99
     print(f"| list p99 last / first cursor | {p99:.2f} | ≤ 1.5 | {'yes' if p99 <= 1.5 else 'NO'} |")
     peak = max(rss + soak_samples)
@@ -612,6 +652,7 @@ def report(
             f"({psql_seconds:.1f} s)"
         )
         print(f"sitemaps: {sitemap_urls:,} URLs streamed in {sitemap_seconds:.1f} s")
+    print(f"validator index ready in every worker {index_seconds:.1f} s after the first 304")
     print("PostgreSQL ceiling: pgbench -M prepared -c16 -j2, SELECT * FROM pages WHERE id = :id")
 
 

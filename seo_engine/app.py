@@ -20,6 +20,7 @@ from seo_engine.limits import RequestLimits
 from seo_engine.lookups import PageLookups
 from seo_engine.pagecache import PageCache
 from seo_engine.settings import Settings
+from seo_engine.validators import ValidatorIndex
 
 log = logging.getLogger("seo_engine.app")
 POOL_CLOSE_SECONDS = 5.0
@@ -52,14 +53,17 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
         app.state.shards = sitemaps.ShardCache()
         app.state.page_cache = PageCache(settings.page_cache_seconds, settings.page_cache_mb * MB)
+        app.state.validators = ValidatorIndex(pool, settings)
         listener = None
         if settings.page_cache_seconds > 0:
-            listener = asyncio.create_task(pagecache.listen(dsn, settings, app.state.page_cache))
+            caches = (app.state.page_cache, app.state.validators)
+            listener = asyncio.create_task(pagecache.listen(dsn, settings, *caches))
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield
         finally:
             await app.state.sites.close()
+            await app.state.validators.close()
             if listener is not None:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

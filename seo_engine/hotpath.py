@@ -26,6 +26,7 @@ from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
 from seo_engine.lookups import PageLookups
 from seo_engine.pagecache import Entry, PageCache
 from seo_engine.sites import Site
+from seo_engine.validators import ValidatorIndex
 
 SLUG = "[a-z0-9]+(?:-[a-z0-9]+)*"
 DOCUMENT_PATH = re.compile(rf"/api/v1/pages/({SLUG})/({SLUG})")
@@ -34,6 +35,8 @@ JSON_TYPE = (b"content-type", b"application/json")
 HTML_TYPE = (b"content-type", b"text/html; charset=utf-8")
 VARY = (b"vary", b"Accept-Encoding")
 GZIP = (b"content-encoding", b"gzip")
+API_CACHE = (b"cache-control", api.API_CACHE.encode())
+HTML_CACHE = (b"cache-control", web.HTML_CACHE.encode())
 log = logging.getLogger("seo_engine.hotpath")
 
 
@@ -103,6 +106,17 @@ class _Document:
         self.path = (site.id, site.page_path(service, location))
         self.key = ("document", *self.path)
 
+    def current_tag(self, index: ValidatorIndex, tags: list[str]) -> str | None:
+        """The one of `tags` that is the document's current ETag, if any."""
+        for tag in tags:
+            if len(tag) > 2 and tag[0] == tag[-1] == '"' and index.holds(*self.path, tag[1:-1]):
+                return tag
+        return None
+
+    @staticmethod
+    def not_modified_headers(tag: str) -> list[tuple[bytes, bytes]]:
+        return [(b"etag", tag.encode()), API_CACHE, VARY]
+
     @staticmethod
     def entry(row: Any, with_body: bool) -> Entry:
         tag = documents.etag(row["content_hash"])
@@ -117,6 +131,24 @@ class _Page:
         self.site = site
         self.path = (site.id, path)
         self.key = ("page", *self.path)
+
+    def current_tag(self, index: ValidatorIndex, tags: list[str]) -> str | None:
+        """The one of `tags` that is the page's current ETag, if any."""
+        version = html.current_template_version()
+        for tag in tags:
+            content_hash, _, tag_version = tag[1:-1].rpartition("-")
+            if (
+                len(tag) > 2
+                and tag[0] == tag[-1] == '"'
+                and tag_version == version
+                and index.holds(*self.path, content_hash)
+            ):
+                return tag
+        return None
+
+    @staticmethod
+    def not_modified_headers(tag: str) -> list[tuple[bytes, bytes]]:
+        return [(b"etag", tag.encode()), HTML_CACHE, VARY]
 
     def entry(self, row: Any, with_body: bool) -> Entry:
         if not with_body:
@@ -209,7 +241,17 @@ class HotPaths:
             return True
         if entry is None or entry.body is None:
             lookups: PageLookups = state.lookups
-            if request.conditional:
+            index: ValidatorIndex = state.validators
+            if (
+                request.if_none_match is not None
+                and request.if_none_match.strip() != "*"
+                and index.ready()
+            ):
+                tag = target.current_tag(index, caching.listed_tags(request.if_none_match))
+                if tag is not None:
+                    await respond(304, target.not_modified_headers(tag), None)
+                    return True
+            elif request.conditional:  # If-Modified-Since, *, or no index (yet)
                 row = await lookups.versions.get(target.path)
                 if row is None:
                     return False

@@ -133,9 +133,13 @@ def render(site: Site, name: str, **context: Any) -> str:
     return environment(templates, site.slug).get_template(name).render(site=site, **context)
 
 
+def current_template_version() -> str:
+    return template_version(resources.templates_dir())
+
+
 def page_etag(content_hash: bytes) -> str:
     """Strong ETag of a rendered page: stored content hash plus template version."""
-    return f'"{content_hash.hex()}-{template_version(resources.templates_dir())}"'
+    return f'"{content_hash.hex()}-{current_template_version()}"'
 
 
 def body_etag(body: bytes) -> str:

@@ -15,9 +15,10 @@ import gzip
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from seo_engine import database
 from seo_engine.settings import Settings
@@ -98,6 +99,10 @@ class PageCache:
         self._entries.clear()
         self._bytes = 0
 
+    def pages_changed(self, listening: bool) -> None:
+        """Forget everything (the time limit bounds staleness when nobody is listening)."""
+        self.clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -105,27 +110,37 @@ class PageCache:
         self._bytes -= self._entries.pop(key).size()
 
 
-async def listen(dsn: str, settings: Settings, cache: PageCache) -> None:
-    """Clear `cache` whenever pages change, until cancelled.
+class Watcher(Protocol):
+    def pages_changed(self, listening: bool) -> None:
+        """Pages may have changed; `listening`: whether the next change will be heard of."""
 
-    A lost connection clears it too (changes may have been missed) and is reopened.
+
+async def listen(dsn: str, settings: Settings, *watchers: Watcher) -> None:
+    """Tell `watchers` (the page cache, validators.py's index) whenever pages change, until
+    cancelled. A lost connection counts as a change (changes may have been missed) and is
+    reopened.
     """
+
+    def changed(listening: bool) -> None:
+        for watcher in watchers:
+            watcher.pages_changed(listening)
+
     while True:
         try:
-            await _listen_once(dsn, settings, cache)
+            await _listen_once(dsn, settings, changed)
         except database.UNAVAILABLE as error:
             log.debug("page cache listener: %s", type(error).__name__)
-        cache.clear()
+        changed(False)
         await asyncio.sleep(RECONNECT_SECONDS)
 
 
-async def _listen_once(dsn: str, settings: Settings, cache: PageCache) -> None:
+async def _listen_once(dsn: str, settings: Settings, changed: Callable[[bool], None]) -> None:
     connection = await database.connect(dsn, settings)
     try:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda *_: lost.set())
-        await connection.add_listener(CHANNEL, lambda *_: cache.clear())
-        cache.clear()
+        await connection.add_listener(CHANNEL, lambda *_: changed(True))
+        changed(True)
         await lost.wait()
     finally:
         if not connection.is_closed():

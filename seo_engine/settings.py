@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     page_cache_mb: int = Field(
         default=32, ge=1, le=100_000, description="Memory each worker may use for that cache."
     )
+    validator_index_pages: int = Field(
+        default=10_000_000,
+        ge=0,
+        le=1_000_000_000,
+        description="Most live pages a worker indexes (8 bytes each) to answer conditional "
+        "requests without the database (0: off); over it, 304s are checked in the database.",
+    )
     robots_disallow_all: bool = Field(
         default=False, description="Staging: robots.txt disallows everything."
     )

@@ -30,3 +30,10 @@ def test_a_stored_version_is_current_for_its_own_validators() -> None:
     assert not caching.is_current(
         None, caching.http_date(modified - timedelta(seconds=1)), '"b"', modified
     )
+
+
+def test_if_none_match_compares_weakly() -> None:
+    assert caching.is_current('W/"b"', None, '"b"', None)
+    assert caching.is_current(' "a" , W/"b"', None, '"b"', None)
+    assert not caching.is_current('W/"bb"', None, '"b"', None)
+    assert caching.listed_tags('W/"a", "b",') == ['"a"', '"b"', ""]

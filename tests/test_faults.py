@@ -294,7 +294,16 @@ def test_a_crash_during_seed_commits_nothing_and_says_so(tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
         ) as seeding:
-            time.sleep(2.0)
+            # Crash once seed is in its transaction (the CLI starts slowly on a busy machine).
+            in_transaction = (
+                "SELECT count(*) AS n FROM pg_stat_activity "
+                "WHERE application_name = 'seo-engine' AND xact_start IS NOT NULL"
+            )
+            deadline = time.monotonic() + 30
+            while not asyncio.run(afetch(server.dsn, in_transaction))[0]["n"]:
+                assert time.monotonic() < deadline, "seed did not start its transaction"
+                time.sleep(0.05)
+            time.sleep(0.2)
             assert seeding.poll() is None, "seed finished before the crash"
             server.crash()
             crashed = time.monotonic()

@@ -1,0 +1,179 @@
+"""The validator index: every live page's current ETag known in each worker, so that a
+conditional request for a page the worker never served is answered 304 from memory, and
+forgotten as soon as pages change (LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from seo_engine import documents, html, validators
+from seo_engine.app import create_app
+from seo_engine.validators import ValidatorIndex, fingerprint
+from tests.conftest import _client, make_settings
+from tests.seeding import afetch, setup_site
+from tests.test_hotpath import until, wait_for_listener
+
+PAGE = "/gutter-cleaning/waco-tx"
+DOCUMENT = "/api/v1/pages/gutter-cleaning/waco-tx"
+
+
+@pytest.fixture
+async def app(fresh_dsn: str, tmp_path: Path) -> FastAPI:
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    return create_app(make_settings(fresh_dsn, page_cache_seconds=300))
+
+
+@pytest.fixture
+async def client(app: FastAPI, fresh_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(app):
+        await wait_for_listener(fresh_dsn)
+        yield client
+
+
+async def built(index: ValidatorIndex) -> None:
+    async def ready() -> bool:
+        return index.ready()
+
+    await until(ready)
+
+
+async def tags(dsn: str, path: str) -> tuple[str, str]:
+    """The page's ETag and its document's, from the stored content hash."""
+    rows = await afetch(dsn, "SELECT content_hash FROM pages WHERE path = $1", path)
+    return html.page_etag(rows[0]["content_hash"]), documents.etag(rows[0]["content_hash"])
+
+
+async def test_the_index_holds_exactly_the_live_pages_validators(
+    app: FastAPI, client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    index: ValidatorIndex = app.state.validators
+    assert not index.ready(), "built on first demand, not at start"
+    await built(index)
+    rows = await afetch(
+        fresh_dsn, "SELECT site_id, path, content_hash FROM pages WHERE deleted_at IS NULL"
+    )
+    assert len(rows) == len(index) == 8
+    for row in rows:
+        site, path, current = row["site_id"], row["path"], row["content_hash"].hex()
+        assert index.holds(site, path, current), path
+        assert not index.holds(site, path, "0" * len(current))
+        assert not index.holds(site + 1, path, current)
+        assert not index.holds(site, path + "x", current)
+    assert fingerprint(1, "/a", "00") != fingerprint(1, "/a", "01")
+
+
+async def test_a_page_the_worker_never_served_is_answered_304_from_the_index(
+    app: FastAPI, client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    await client.get("/roof-repair/austin-tx", headers={"if-none-match": '"x"'})
+    await built(app.state.validators)
+    page_tag, document_tag = await tags(fresh_dsn, PAGE)
+    # Removed behind the app's back, without NOTIFY: the index still calls the tags
+    # current, which shows the answer came from memory, not from the database.
+    await afetch(fresh_dsn, "UPDATE pages SET deleted_at = now() WHERE path = $1", PAGE)
+    for url, tag, cache_control in (
+        (PAGE, page_tag, "s-maxage=86400"),
+        (DOCUMENT, document_tag, "s-maxage=300"),
+    ):
+        response = await client.get(url, headers={"if-none-match": f'"other", {tag}'})
+        assert response.status_code == 304 and response.content == b"", url
+        assert response.headers["etag"] == tag
+        assert cache_control in response.headers["cache-control"]
+        assert response.headers["vary"] == "Accept-Encoding"
+        weak = await client.get(url, headers={"if-none-match": f"W/{tag}"})
+        assert weak.status_code == 304 and weak.headers["etag"] == tag, "weak comparison"
+    await afetch(fresh_dsn, "SELECT pg_notify('seo_engine_changes', '')")
+
+    async def gone() -> bool:
+        response = await client.get(PAGE, headers={"if-none-match": page_tag})
+        return response.status_code == 404
+
+    await until(gone)
+
+
+async def test_a_stale_or_foreign_tag_gets_the_page(
+    app: FastAPI, client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    await client.get(PAGE, headers={"if-none-match": '"x"'})
+    await built(app.state.validators)
+    page_tag, document_tag = await tags(fresh_dsn, PAGE)
+    stale_page = page_tag.replace(page_tag[1:9], "00000000")
+    old_templates = page_tag.rpartition("-")[0] + '-000000000000"'
+    for headers in (
+        {"if-none-match": stale_page},
+        {"if-none-match": old_templates},
+        {"if-none-match": document_tag},  # the document's tag is not the page's
+        {"if-none-match": '"", W/, ,"'},
+        {"if-none-match": page_tag.upper()},
+    ):
+        response = await client.get(PAGE, headers=headers)
+        assert response.status_code == 200, headers
+        assert response.headers["etag"] == page_tag
+    everything = await client.get(PAGE, headers={"if-none-match": "*"})
+    assert everything.status_code == 304
+    missing = await client.get("/roof-repair/nowhere-tx", headers={"if-none-match": page_tag})
+    assert missing.status_code == 404
+
+
+async def test_over_its_page_limit_304s_are_checked_in_the_database(
+    fresh_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    settings = make_settings(fresh_dsn, page_cache_seconds=300, validator_index_pages=7)
+    app = create_app(settings)
+    page_tag, _ = await tags(fresh_dsn, PAGE)
+    with caplog.at_level(logging.WARNING, logger="seo_engine.validators"):
+
+        async def refused(client: httpx.AsyncClient) -> bool:
+            # each conditional request asks for the index; the database answers it
+            response = await client.get(PAGE, headers={"if-none-match": page_tag})
+            assert response.status_code == 304
+            return "more than 7 live pages" in caplog.text
+
+        async for client in _client(app):
+            await wait_for_listener(fresh_dsn)  # its first clear() would discard a build
+            await until(functools.partial(refused, client))
+            assert not app.state.validators.ready()
+            response = await client.get(DOCUMENT, headers={"if-none-match": '"x"'})
+            assert response.status_code == 200
+
+
+async def test_without_a_page_cache_there_is_no_index(fresh_dsn: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    app = create_app(make_settings(fresh_dsn, page_cache_seconds=0))
+    page_tag, _ = await tags(fresh_dsn, PAGE)
+    async for client in _client(app):
+        response = await client.get(PAGE, headers={"if-none-match": page_tag})
+        assert response.status_code == 304
+        assert "last-modified" in response.headers, "checked in the database"
+        assert not app.state.validators.ready()
+
+
+async def test_a_change_without_a_notify_drops_the_index_within_seconds(
+    app: FastAPI, client: httpx.AsyncClient, fresh_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a transaction pooler NOTIFY never arrives; PostgreSQL's count of rows
+    written to `pages` still changes, and the index checks it every VERIFY_SECONDS."""
+    monkeypatch.setattr(validators, "VERIFY_SECONDS", 0.2)
+    await client.get(PAGE, headers={"if-none-match": '"x"'})
+    await built(app.state.validators)
+    page_tag, _ = await tags(fresh_dsn, "/roof-repair/waco-tx")
+    await afetch(fresh_dsn, "UPDATE pages SET deleted_at = now() WHERE path = $1", PAGE)
+
+    async def dropped() -> bool:
+        response = await client.get("/roof-repair/waco-tx", headers={"if-none-match": page_tag})
+        assert response.status_code == 304
+        return "last-modified" in response.headers  # checked in the database
+
+    await until(dropped)
+    await built(app.state.validators)  # rebuilt from the pages as they are now
+    rows = await afetch(fresh_dsn, "SELECT site_id, content_hash FROM pages WHERE path = $1", PAGE)
+    assert not app.state.validators.holds(rows[0]["site_id"], PAGE, rows[0]["content_hash"].hex())
