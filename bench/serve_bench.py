@@ -55,7 +55,7 @@ import asyncpg
 import httpx
 import psutil
 
-from seo_engine import cursors, database, html, resources
+from seo_engine import cursors, database, html
 from seo_engine.server import HTTP_PROTOCOL
 from seo_engine.settings import load_settings
 
@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
 MB = 1024 * 1024
+PRODUCT = [sys.executable, "-m", "cli", "serve", "--port", str(PORT)]
 UVICORN_AS_PRODUCT = [
     "--workers",
     "2",
@@ -276,7 +277,7 @@ async def prepare(dsn: str, workdir: Path, sample: int | None) -> Data:
         await connection.execute(
             f"CREATE TEMP TABLE sample AS {PAGE_SAMPLE.format(limit=limit)}", site["id"]
         )
-        version = html.template_version(resources.templates_dir())
+        version = html.current_template_version()
         files: dict[str, Path] = {}
         for name, query in REQUEST_LINES.items():
             files[name] = workdir / f"{name}.txt"
@@ -509,9 +510,7 @@ def main() -> None:
         results[name] = wrk(path, args.duration, args.connections)
 
     try:
-        with server(
-            [sys.executable, "-m", "cli", "serve", "--port", str(PORT)], env, "/readyz"
-        ) as product:
+        with server(PRODUCT, env, "/readyz") as product:
             doc_bytes = body_size(data.examples["api_document"])
             html_bytes = body_size(data.examples["html_page"])
             index_seconds = wait_for_validator_index(data.requests_files["api_304"])
@@ -539,9 +538,7 @@ def main() -> None:
         # The same 304s checked in the database, as before the validator index (and as
         # for a site over SEO_ENGINE_VALIDATOR_INDEX_PAGES).
         no_index = {**env, "SEO_ENGINE_VALIDATOR_INDEX_PAGES": "0"}
-        with server(
-            [sys.executable, "-m", "cli", "serve", "--port", str(PORT)], no_index, "/readyz"
-        ):
+        with server(PRODUCT, no_index, "/readyz"):
             run("api_304_db", "api_304")
             run("html_304_db", "html_304")
         for name, size in (("bare_document", doc_bytes), ("bare_html", html_bytes)):

@@ -56,8 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.validators = ValidatorIndex(pool, settings)
         listener = None
         if settings.page_cache_seconds > 0:
-            caches = (app.state.page_cache, app.state.validators)
-            listener = asyncio.create_task(pagecache.listen(dsn, settings, *caches))
+            watchers = (app.state.page_cache, app.state.validators)
+            listener = asyncio.create_task(pagecache.listen(dsn, settings, *watchers))
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield

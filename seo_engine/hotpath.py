@@ -49,6 +49,11 @@ def page_path(pattern: str) -> re.Pattern[str]:
     )
 
 
+def _opaque(tag: str) -> str | None:
+    """What an entity tag holds between its quotes (None when it is not quoted)."""
+    return tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else None
+
+
 def _raw(headers: dict[str, str], *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] + [
         *extra
@@ -109,7 +114,8 @@ class _Document:
     def current_tag(self, index: ValidatorIndex, tags: list[str]) -> str | None:
         """The one of `tags` that is the document's current ETag, if any."""
         for tag in tags:
-            if len(tag) > 2 and tag[0] == tag[-1] == '"' and index.holds(*self.path, tag[1:-1]):
+            content_hash = _opaque(tag)  # documents.etag
+            if content_hash is not None and index.holds(*self.path, content_hash):
                 return tag
         return None
 
@@ -136,13 +142,8 @@ class _Page:
         """The one of `tags` that is the page's current ETag, if any."""
         version = html.current_template_version()
         for tag in tags:
-            content_hash, _, tag_version = tag[1:-1].rpartition("-")
-            if (
-                len(tag) > 2
-                and tag[0] == tag[-1] == '"'
-                and tag_version == version
-                and index.holds(*self.path, content_hash)
-            ):
+            content_hash, _, tag_version = (_opaque(tag) or "").rpartition("-")  # html.page_etag
+            if tag_version == version and index.holds(*self.path, content_hash):
                 return tag
         return None
 

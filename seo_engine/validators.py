@@ -53,20 +53,19 @@ class ValidatorIndex:
         self._pool = pool
         self._timeout = settings.acquire_timeout
         self._max_pages = settings.validator_index_pages
-        # It relies on the listener, which runs when the page cache does (app.py).
-        self._enabled = settings.page_cache_seconds > 0 and self._max_pages > 0
+        # Told by the listener, which runs when the page cache does (app.py): never True
+        # without it, so no page cache means no index.
         self._listening = False
         self._fingerprints: array[int] | None = None
         self._writes = 0  # PAGES_WRITES when the index was built
         self._generation = 0  # bumped by every drop: a build or check that saw one is stale
         self._task: asyncio.Task[None] | None = None  # the build or check in flight
         self._next_task = 0.0  # monotonic time the next build or check may start
-        self._built_once = False
 
     def ready(self) -> bool:
         """Whether the index can answer now. Starts building it when it is missing, or
         checking it when that is due; the caller checks in the database meanwhile."""
-        if not (self._enabled and self._listening):
+        if not self._listening or self._max_pages == 0:
             return False
         if self._task is None and time.monotonic() >= self._next_task:
             work = self._build() if self._fingerprints is None else self._verify()
@@ -128,9 +127,7 @@ class ValidatorIndex:
         self._fingerprints, self._writes = fingerprints, writes
         self._next_task = time.monotonic() + VERIFY_SECONDS
         seconds = time.monotonic() - started
-        level = logging.DEBUG if self._built_once else logging.INFO
-        log.log(level, "validator index: %d pages in %.1f s", len(fingerprints), seconds)
-        self._built_once = True
+        log.info("validator index: %d pages in %.1f s", len(fingerprints), seconds)
 
     async def _load(self) -> tuple[array[int] | None, int]:
         """The sorted fingerprints (None when there are more than `max_pages`) and

@@ -177,3 +177,23 @@ async def test_a_change_without_a_notify_drops_the_index_within_seconds(
     await built(app.state.validators)  # rebuilt from the pages as they are now
     rows = await afetch(fresh_dsn, "SELECT site_id, content_hash FROM pages WHERE path = $1", PAGE)
     assert not app.state.validators.holds(rows[0]["site_id"], PAGE, rows[0]["content_hash"].hex())
+
+
+async def test_a_lost_listener_drops_the_index_until_it_listens_again(
+    app: FastAPI, client: httpx.AsyncClient, fresh_dsn: str
+) -> None:
+    """Without its LISTEN connection a worker would not hear of changes: no index then."""
+    index: ValidatorIndex = app.state.validators
+    await client.get(PAGE, headers={"if-none-match": '"x"'})
+    await built(index)
+    await afetch(
+        fresh_dsn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+    )
+
+    async def dropped() -> bool:
+        return len(index) == 0 and not index.ready()
+
+    await until(dropped)
+    await wait_for_listener(fresh_dsn)  # reconnected (after pagecache.RECONNECT_SECONDS)
+    await built(index)
