@@ -60,7 +60,7 @@ def _raw(headers: dict[str, str], *extra: tuple[bytes, bytes]) -> list[tuple[byt
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Request:
     """What the hot paths read of a request's headers (one pass over them)."""
 

@@ -37,6 +37,7 @@ from seo_engine.settings import Settings
 
 VERIFY_SECONDS = 5.0
 RETRY_SECONDS = 5.0  # after a failed build or check
+BUCKET_BITS = 16  # a fingerprint's top bits name its bucket
 log = logging.getLogger("seo_engine.validators")
 
 
@@ -44,6 +45,31 @@ def fingerprint(site_id: int, path: str, content_hash_hex: str) -> int:
     """The page's fingerprint, as pages.VALIDATOR_FINGERPRINTS computes it."""
     text = f"{site_id} {path} {content_hash_hex}".encode()
     return int.from_bytes(hashlib.md5(text, usedforsecurity=False).digest()[:8], "big", signed=True)
+
+
+class SortedFingerprints:
+    """Sorted fingerprints and where each bucket of them (their top BUCKET_BITS bits)
+    starts, so that a lookup bisects one bucket (a few dozen entries at 4 million pages)
+    instead of the whole array: half the time, most of it cache misses."""
+
+    __slots__ = ("starts", "values")
+    _SHIFT = 64 - BUCKET_BITS
+    _FIRST = -(1 << (BUCKET_BITS - 1))  # the lowest (negative) bucket number
+
+    def __init__(self, values: array[int]) -> None:
+        self.values = values
+        floors = ((bucket + self._FIRST) << self._SHIFT for bucket in range(1 << BUCKET_BITS))
+        self.starts = array("q", (bisect_left(values, floor) for floor in floors))
+        self.starts.append(len(values))
+
+    def __contains__(self, value: int) -> bool:
+        bucket = (value >> self._SHIFT) - self._FIRST
+        end = self.starts[bucket + 1]
+        at = bisect_left(self.values, value, self.starts[bucket], end)
+        return at < end and self.values[at] == value
+
+    def __len__(self) -> int:
+        return len(self.values)
 
 
 class ValidatorIndex:
@@ -56,7 +82,7 @@ class ValidatorIndex:
         # Told by the listener, which runs when the page cache does (app.py): never True
         # without it, so no page cache means no index.
         self._listening = False
-        self._fingerprints: array[int] | None = None
+        self._fingerprints: SortedFingerprints | None = None
         self._writes = 0  # PAGES_WRITES when the index was built
         self._generation = 0  # bumped by every drop: a build or check that saw one is stale
         self._task: asyncio.Task[None] | None = None  # the build or check in flight
@@ -77,9 +103,7 @@ class ValidatorIndex:
         fingerprints = self._fingerprints
         if fingerprints is None:
             return False
-        wanted = fingerprint(site_id, path, content_hash_hex)
-        at = bisect_left(fingerprints, wanted)
-        return at < len(fingerprints) and fingerprints[at] == wanted
+        return fingerprint(site_id, path, content_hash_hex) in fingerprints
 
     def pages_changed(self, listening: bool) -> None:
         """The listener's news (pagecache.Watcher): pages may have changed."""
@@ -129,7 +153,7 @@ class ValidatorIndex:
         seconds = time.monotonic() - started
         log.info("validator index: %d pages in %.1f s", len(fingerprints), seconds)
 
-    async def _load(self) -> tuple[array[int] | None, int]:
+    async def _load(self) -> tuple[SortedFingerprints | None, int]:
         """The sorted fingerprints (None when there are more than `max_pages`) and
         PAGES_WRITES, read first: a write it does not count is in the snapshot or later."""
         fingerprints: array[int] = array("q")
@@ -140,7 +164,9 @@ class ValidatorIndex:
                 fingerprints.frombytes(run)
         if sys.byteorder == "little":
             fingerprints.byteswap()  # PostgreSQL sends them big-endian
-        return (fingerprints if len(fingerprints) <= self._max_pages else None), writes
+        if len(fingerprints) > self._max_pages:
+            return None, writes
+        return SortedFingerprints(fingerprints), writes  # 0.1 s for 4 million pages
 
     async def _verify(self) -> None:
         generation = self._generation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jinja2
 import orjson
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
@@ -44,3 +45,32 @@ def test_tojson_with_an_indent_is_still_safe_in_html() -> None:
     written = html.tojson({"a": HOSTILE}, indent=2)
     assert "\n  " in written and "<" not in written and "'" not in written
     assert json.loads(written) == {"a": HOSTILE} and isinstance(written, Markup)
+
+
+def test_templates_render_what_plain_jinja_renders(tmp_path: Path) -> None:
+    """Our code generator (escaping, one yield per output statement) changes nothing a
+    template writes: layouts, blocks, loops, macros, call and filter blocks, includes."""
+    (tmp_path / "layout.html").write_text(
+        "<title>{% block title %}{{ x }}{% endblock %}</title>{% block main %}{% endblock %}"
+        "{% include 'part.html' %}{% include 'part.html' without context %}"
+    )
+    (tmp_path / "part.html").write_text("[{{ x is defined and x }}|{{ 1 + 1 }}]")
+    (tmp_path / "page.html").write_text(
+        "{% extends 'layout.html' %}{% macro item(v) %}<i>{{ v }}{{ caller() }}</i>{% endmacro %}"
+        "{% block title %}{{ super() }}-{{ n }}{% endblock %}{% block main %}"
+        "{% for v in items %}{{ loop.index }}:{{ v }},{% else %}none{% endfor %}"
+        "{% set joined %}{{ items|join('/') }}<{{ x }}{% endset %}{{ joined }}"
+        "{% call item(x) %}+{{ n * 2 }}{% endcall %}"
+        "{% filter upper %}{{ x }}a{{ n }}{% endfilter %}"
+        "{% if n > 1 %}{{ x }}{{ n }}{% else %}{{ n }}{% endif %}{{ x|safe }}{% endblock %}"
+    )
+    context = {"x": HOSTILE, "n": 3, "items": ["a<", 2, None, Markup("<b>")]}
+    ours = html.environment(tmp_path, "test").get_template("page.html").render(**context)
+    plain = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(tmp_path),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    assert ours == plain.get_template("page.html").render(**context)
+    assert str(escape(HOSTILE)) in ours and "none" not in ours

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
+from array import array
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,6 +70,21 @@ async def test_the_index_holds_exactly_the_live_pages_validators(
         assert not index.holds(site + 1, path, current)
         assert not index.holds(site, path + "x", current)
     assert fingerprint(1, "/a", "00") != fingerprint(1, "/a", "01")
+
+
+def test_sorted_fingerprints_find_exactly_their_values_in_every_bucket() -> None:
+    low, high = -(1 << 63), (1 << 63) - 1
+    shift = 64 - validators.BUCKET_BITS
+    edges = [low, low + 1, -1, 0, 1, high - 1, high, (5 << shift) - 1, 5 << shift, -(3 << shift)]
+    rng = random.Random(7)
+    values = sorted({*edges, *(rng.randint(low, high) for _ in range(20_000))})
+    stored = values[::2]
+    index = validators.SortedFingerprints(array("q", stored))
+    assert len(index) == len(stored)
+    held = set(stored)
+    for value in values + [v + 1 for v in values if v < high]:
+        assert (value in index) == (value in held), value
+    assert 0 not in validators.SortedFingerprints(array("q"))
 
 
 async def test_a_page_the_worker_never_served_is_answered_304_from_the_index(
