@@ -30,9 +30,13 @@ SITE_OVERRIDES = "sites"  # templates/sites/<site slug>/page.html overrides temp
 
 def escape_output(value: Any) -> str:
     """What `{{ value }}` writes in an autoescaped template: `markupsafe.escape(value)`,
-    but a plain str needs no Markup wrapper, since output is only joined."""
-    if type(value) is str:
+    but without wrapping it in Markup, since output is only joined; a number's digits need
+    no escaping (a page writes about fifteen numbers)."""
+    kind = type(value)
+    if kind is str:
         return _escape_inner(value)
+    if kind is int or kind is float:
+        return str(value)
     return escape(value)
 
 

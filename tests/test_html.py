@@ -16,7 +16,20 @@ HOSTILE = '</script><script>alert("x")</script>\'"&<b>'
 
 
 def test_output_is_escaped_exactly_like_markupsafe_escape() -> None:
-    for value in (HOSTILE, "plain", 42, 1.5, None, Markup("<b>safe</b>")):
+    for value in (
+        HOSTILE,
+        "plain",
+        42,
+        -7,
+        2**70,
+        1.5,
+        -2.5e300,
+        float("nan"),
+        float("inf"),
+        True,
+        None,
+        Markup("<b>safe</b>"),
+    ):
         assert html.escape_output(value) == str(escape(value))
 
 
