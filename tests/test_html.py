@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 import orjson
+import pytest
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
 
@@ -75,9 +76,12 @@ def test_templates_render_what_plain_jinja_renders(tmp_path: Path) -> None:
         "{% set joined %}{{ items|join('/') }}<{{ x }}{% endset %}{{ joined }}"
         "{% call item(x) %}+{{ n * 2 }}{% endcall %}"
         "{% filter upper %}{{ x }}a{{ n }}{% endfilter %}"
-        "{% if n > 1 %}{{ x }}{{ n }}{% else %}{{ n }}{% endif %}{{ x|safe }}{% endblock %}"
+        "{% if n > 1 %}{{ x }}{{ n }}{% else %}{{ n }}{% endif %}{{ x|safe }}"
+        "{{ d.a.b }}{{ d.a.b ~ d.c }}{% for e in d.list %}{{ e.k }}{{ loop.last }}{% endfor %}"
+        "{{ d.obj.real }}{{ d['c'] }}{{ (d.a if n else d).b }}{% endblock %}"
     )
-    context = {"x": HOSTILE, "n": 3, "items": ["a<", 2, None, Markup("<b>")]}
+    d = {"a": {"b": HOSTILE}, "c": 1.5, "list": [{"k": "<1>"}, {"k": 2}], "obj": 3}
+    context = {"x": HOSTILE, "n": 3, "items": ["a<", 2, None, Markup("<b>")], "d": d}
     ours = html.environment(tmp_path, "test").get_template("page.html").render(**context)
     plain = jinja2.Environment(
         loader=jinja2.FileSystemLoader(tmp_path),
@@ -87,3 +91,10 @@ def test_templates_render_what_plain_jinja_renders(tmp_path: Path) -> None:
     )
     assert ours == plain.get_template("page.html").render(**context)
     assert str(escape(HOSTILE)) in ours and "none" not in ours
+
+
+def test_a_missing_key_is_an_error_not_an_empty_string(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text("{{ page.title }}|{{ page.missing }}")
+    template = html.environment(tmp_path, "test").get_template("page.html")
+    with pytest.raises(jinja2.UndefinedError, match="missing"):
+        template.render(page={"title": "t"})
