@@ -60,9 +60,6 @@ class _PageCodeGenerator(CodeGenerator):
         """`page.title` as an inline key lookup when `page` is a dict holding the key, else
         `environment.getattr` (about a hundred a page, each a Python call): 5% fewer
         instructions to render a page. `_value` is the object, named once for both."""
-        if self.environment.is_async:
-            super().visit_Getattr(node, frame)
-            return
         key = repr(node.attr)
         self.write(f"(_value[{key}] if type(_value := ")
         self.visit(node.node, frame)

@@ -62,8 +62,9 @@ def test_tojson_with_an_indent_is_still_safe_in_html() -> None:
 
 
 def test_templates_render_what_plain_jinja_renders(tmp_path: Path) -> None:
-    """Our code generator (escaping, one yield per output statement) changes nothing a
-    template writes: layouts, blocks, loops, macros, call and filter blocks, includes."""
+    """Our code generator (escaping, inline key lookups, one yield per output statement)
+    changes nothing a template writes: layouts, blocks, loops, macros, call and filter
+    blocks, includes, attribute access on dicts and other objects."""
     (tmp_path / "layout.html").write_text(
         "<title>{% block title %}{{ x }}{% endblock %}</title>{% block main %}{% endblock %}"
         "{% include 'part.html' %}{% include 'part.html' without context %}"
