@@ -1,9 +1,11 @@
 """Serving benchmark: the product beside its baselines and ceilings, in one run, one database.
 
 Against a database that already holds a generated page set (the full bundled set is
-~4.1 million pages), this starts each server in turn on loopback, drives it with wrk over
-random pages (drawn from every live page, or `--sample N` of them) and prints one
-Markdown table (req/s, p50, p99) and the ratios issue 7 asks for:
+~4.1 million pages), this starts every server at once on loopback, each on its own port,
+drives them in turn with wrk over random pages (drawn from every live page, or `--sample
+N` of them), several rounds of every scenario (`--rounds`, default 3) with each product
+scenario next to its baseline or ceiling, and prints one Markdown table (each scenario's
+median round: req/s, p50, p99) and the ratios issue 7 asks for:
 
 - the product, `seo-engine serve` with its production defaults: API page document, 304s
   and rendered HTML for random pages (a worker's page cache holds a few thousand of four
@@ -22,7 +24,7 @@ Markdown table (req/s, p50, p99) and the ratios issue 7 asks for:
 
 Build the data first (see the README), then, from the repository root:
 
-    make bench-tools && .venv/bin/python bench/serve_bench.py [--duration 10] [--soak 300]
+    make bench-tools && .venv/bin/python bench/serve_bench.py [--rounds 3] [--soak 300]
 
 Without DATABASE_URL it uses the embedded server in ./.seo-engine, like the CLI. Before
 measuring it reads `pages`, its TOAST table and their indexes through shared buffers
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import os
 import re
@@ -60,10 +63,10 @@ from seo_engine.server import HTTP_PROTOCOL
 from seo_engine.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-PORT = 8765
+PORT = 8765  # the product's; the other servers listen on the ports after it
 BASE = f"http://127.0.0.1:{PORT}"
 MB = 1024 * 1024
-PRODUCT = [sys.executable, "-m", "cli", "serve", "--port", str(PORT)]
+PRODUCT = [sys.executable, "-m", "cli", "serve"]
 UVICORN_AS_PRODUCT = [
     "--workers",
     "2",
@@ -157,7 +160,7 @@ end
 """
 
 
-def wrk(script: Path, duration: int, connections: int) -> Result:
+def wrk(script: Path, duration: int, connections: int, base: str = BASE) -> Result:
     with tempfile.TemporaryDirectory(prefix="wrk-") as marks:
         out = subprocess.run(
             [
@@ -168,7 +171,7 @@ def wrk(script: Path, duration: int, connections: int) -> Result:
                 "--latency",
                 "-s",
                 str(script),
-                BASE,
+                base,
                 "--",
                 str(Path(marks) / "ready"),
             ],
@@ -243,8 +246,13 @@ async def prewarm(connection: asyncpg.Connection) -> None:
     every block in from the OS cache (a run right after a restart measured documents at
     11k req/s, another 16k). The
     table goes first and its indexes last, so that the indexes, which every lookup reads,
-    stay in the buffers when the table does not fit."""
+    stay in the buffers when the table does not fit. A checkpoint then writes what the
+    vacuum changed (with data checksums, setting hint bits writes whole pages to the WAL):
+    left to the background, those writes ran for minutes into the first scenarios."""
     await connection.execute("VACUUM (ANALYZE) pages")  # quick when autovacuum has been
+    # Write what VACUUM changed now, not while the servers are measured.
+    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+        await connection.execute("CHECKPOINT")
     try:
         await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
         await connection.execute(
@@ -312,16 +320,17 @@ async def prepare(dsn: str, workdir: Path, sample: int | None) -> Data:
         scripts[name].write_text(lua_script(requests_file))
         with requests_file.open() as lines:
             examples[name] = lines.readline().split("\t")[0].strip()
+    assert bounds is not None
     return Data(site, total, requests, scripts, examples, files, bounds[0], bounds[1])
 
 
-def wait_ready(process: subprocess.Popen[bytes], probe: str) -> None:
+def wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited with {process.returncode}")
         try:
-            if httpx.get(BASE + probe, timeout=2).status_code < 500:
+            if httpx.get(url, timeout=2).status_code < 500:
                 return
         except httpx.TransportError:
             pass
@@ -330,12 +339,18 @@ def wait_ready(process: subprocess.Popen[bytes], probe: str) -> None:
 
 
 @contextmanager
-def server(command: list[str], env: dict[str, str], probe: str) -> Iterator[psutil.Process]:
+def server(
+    command: list[str], port: int, env: dict[str, str], probe: str
+) -> Iterator[psutil.Process]:
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*command, "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        wait_ready(process, probe)
+        wait_ready(process, f"http://127.0.0.1:{port}{probe}")
         yield psutil.Process(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -347,7 +362,7 @@ def server(command: list[str], env: dict[str, str], probe: str) -> Iterator[psut
 
 
 def uvicorn(app: str, *options: str) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", app, "--port", str(PORT), *options]
+    return [sys.executable, "-m", "uvicorn", app, *options]
 
 
 def wait_for_validator_index(requests_file: Path) -> float:
@@ -465,8 +480,9 @@ def timed_export(data: Data, dsn: str) -> tuple[float, float]:
         [tool("psql"), dsn, "-Atqc", f"\\copy ({sql}) to stdout"],
         stdout=subprocess.PIPE,
     ) as psql:
-        assert psql.stdout is not None
-        copied = sum(chunk.count(b"\n") for chunk in iter(lambda: psql.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
+        output = psql.stdout
+        assert output is not None
+        copied = sum(chunk.count(b"\n") for chunk in iter(lambda: output.read(1 << 20), b""))
     baseline = time.monotonic() - started
     assert copied == data.total, f"psql returned {copied} lines"
     return ours, baseline
@@ -484,9 +500,40 @@ def timed_sitemaps(host: str) -> tuple[float, int]:
     return time.monotonic() - started, urls
 
 
+# (scenario, the server that answers it, its wrk script). Each round runs every scenario
+# once, in this order: a product scenario and the baseline or ceiling it is compared with
+# run next to each other, so that a change in the machine's speed between them (seen
+# here: one server's rate moving by a third within a minute, on a virtual machine whose
+# neighbours are not quiet) weighs on both; the table gives each scenario's median round.
+SCENARIOS = (
+    ("api_document", "product", "api_document"),
+    ("baseline_a", "baseline_a", "baseline_a"),
+    ("baseline_b", "baseline_b", "baseline_a"),
+    ("api_304", "product", "api_304"),
+    ("bare_document", "bare_document", "bare"),
+    ("html_page", "product", "html_page"),
+    ("baseline_c", "baseline_c", "baseline_c"),
+    ("html_304", "product", "html_304"),
+    ("html_warm", "product", "html_warm"),
+    ("bare_html", "bare_html", "bare"),
+    ("list_first", "product", "list_first"),
+    ("list_last", "product", "list_last"),
+)
+
+
+def median_result(runs: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.rps for r in runs),
+        statistics.median(r.p50 for r in runs),
+        statistics.median(r.p99 for r in runs),
+        sum(r.errors for r in runs),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each scenario")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--sample", type=int, default=None, help="draw from this many random pages (default: all)"
@@ -501,30 +548,41 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     data = asyncio.run(prepare(dsn, workdir, args.sample))
     env = {**os.environ, "DATABASE_URL": dsn, "SITE_ID": str(data.site["id"])}
-    results: dict[str, Result] = {}
+    runs: dict[str, list[Result]] = {name: [] for name, _, _ in SCENARIOS}
     rss: list[float] = []
 
-    def run(name: str, script: str | None = None) -> None:
-        path = data.scripts[script or name]
-        wrk(path, 3, args.connections)  # warm-up
-        results[name] = wrk(path, args.duration, args.connections)
+    def run(name: str, script: str, port: int, warm_up: bool) -> Result:
+        path, base = data.scripts[script], f"http://127.0.0.1:{port}"
+        if warm_up:
+            wrk(path, 3, args.connections, base)
+        return wrk(path, args.duration, args.connections, base)
 
     try:
-        with server(PRODUCT, env, "/readyz") as product:
+        with contextlib.ExitStack() as servers:
+            product = servers.enter_context(server(PRODUCT, PORT, env, "/readyz"))
             doc_bytes = body_size(data.examples["api_document"])
             html_bytes = body_size(data.examples["html_page"])
+            ports = {"product": PORT}
+            others = {
+                "bare_document": (
+                    uvicorn("bench.baselines.bare:app", *UVICORN_AS_PRODUCT),
+                    doc_bytes,
+                ),
+                "bare_html": (uvicorn("bench.baselines.bare:app", *UVICORN_AS_PRODUCT), html_bytes),
+                "baseline_a": (uvicorn("bench.baselines.async_dict:app"), 0),
+                "baseline_b": (uvicorn("bench.baselines.sync_orm:app"), 0),
+                "baseline_c": (uvicorn("bench.baselines.async_jinja:app"), 0),
+            }
+            for offset, (name, (command, size)) in enumerate(others.items(), start=1):
+                ports[name] = PORT + offset
+                server_env = {**env, "BARE_BODY_BYTES": str(size)}
+                servers.enter_context(server(command, ports[name], server_env, "/"))
             index_seconds = wait_for_validator_index(data.requests_files["api_304"])
-            for name in (
-                "api_document",
-                "api_304",
-                "html_page",
-                "html_304",
-                "html_warm",
-                "list_first",
-                "list_last",
-            ):
-                run(name)
-                rss.extend(workers_rss(product))
+            for round_number in range(args.rounds):
+                for name, answers, script in SCENARIOS:
+                    runs[name].append(run(name, script, ports[answers], round_number == 0))
+                    if answers == "product":
+                        rss.extend(workers_rss(product))
             export_seconds = psql_seconds = sitemap_seconds = 0.0
             sitemap_urls = 0
             if not args.skip_export:
@@ -535,23 +593,13 @@ def main() -> None:
                 if args.soak
                 else []
             )
+        results = {name: median_result(found) for name, found in runs.items()}
         # The same 304s checked in the database, as before the validator index (and as
-        # for a site over SEO_ENGINE_VALIDATOR_INDEX_PAGES).
+        # for a site over SEO_ENGINE_VALIDATOR_INDEX_PAGES): for information, no target.
         no_index = {**env, "SEO_ENGINE_VALIDATOR_INDEX_PAGES": "0"}
-        with server(PRODUCT, no_index, "/readyz"):
-            run("api_304_db", "api_304")
-            run("html_304_db", "html_304")
-        for name, size in (("bare_document", doc_bytes), ("bare_html", html_bytes)):
-            bare_env = {**env, "BARE_BODY_BYTES": str(size)}
-            with server(uvicorn("bench.baselines.bare:app", *UVICORN_AS_PRODUCT), bare_env, "/"):
-                run(name, "bare")
-        for name, app, script in (
-            ("baseline_a", "bench.baselines.async_dict:app", "baseline_a"),
-            ("baseline_b", "bench.baselines.sync_orm:app", "baseline_a"),
-            ("baseline_c", "bench.baselines.async_jinja:app", "baseline_c"),
-        ):
-            with server(uvicorn(app), env, "/"):
-                run(name, script)
+        with server(PRODUCT, PORT, no_index, "/readyz"):
+            for name, script in (("api_304_db", "api_304"), ("html_304_db", "html_304")):
+                results[name] = run(name, script, PORT, True)
         pgbench_tps = pgbench(dsn, data, args.duration, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -594,7 +642,8 @@ def report(
     sample = data.requests
     print(
         f"serve bench, {now}, commit {commit}, {os.cpu_count()} cores, {data.total:,} live "
-        f"pages, wrk -t2 -c{args.connections} -d{args.duration}s over {sample:,} random pages "
+        f"pages, wrk -t2 -c{args.connections} -d{args.duration}s, median of {args.rounds} "
+        f"interleaved rounds, over {sample:,} random pages "
         f"(documents {doc_bytes:,} B, HTML {html_bytes:,} B)\n"
     )
     print("| scenario | req/s | p50 ms | p99 ms | errors |")

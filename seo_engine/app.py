@@ -12,10 +12,19 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp
 
-from seo_engine import __version__, api, database, operations, pagecache, problems, sitemaps, web
+from seo_engine import (
+    __version__,
+    api,
+    database,
+    hotpath,
+    operations,
+    pagecache,
+    problems,
+    sitemaps,
+    web,
+)
 from seo_engine.cursors import CursorError
 from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
-from seo_engine.hotpath import HotPaths
 from seo_engine.limits import RequestLimits
 from seo_engine.lookups import PageLookups
 from seo_engine.pagecache import PageCache
@@ -31,7 +40,7 @@ class _App(FastAPI):
     """FastAPI with the hot paths in front of its whole middleware stack."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return HotPaths(super().build_middleware_stack())
+        return hotpath.HotPaths(super().build_middleware_stack())
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,6 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.shards = sitemaps.ShardCache()
         app.state.page_cache = PageCache(settings.page_cache_seconds, settings.page_cache_mb * MB)
         app.state.validators = ValidatorIndex(pool, settings)
+        app.state.hot_paths = hotpath.Resources(
+            pool,
+            settings.acquire_timeout,
+            app.state.sites,
+            app.state.lookups,
+            app.state.page_cache,
+            app.state.validators,
+        )
         listener = None
         if settings.page_cache_seconds > 0:
             watchers = (app.state.page_cache, app.state.validators)

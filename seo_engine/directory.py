@@ -33,17 +33,25 @@ class SiteDirectory:
         self._refresh: asyncio.Task[None] | None = None
 
     async def all(self, pool: asyncpg.Pool, acquire_timeout: float) -> list[Site]:
-        """Every site, refreshed at most every REFRESH_SECONDS.
+        """Every site, refreshed at most every REFRESH_SECONDS; with no site known yet,
+        the request loads them itself."""
+        if not self._sites and time.monotonic() - self._loaded_at > REFRESH_SECONDS:
+            await self._load(pool, acquire_timeout)
+        return self.known(pool, acquire_timeout)
 
-        Known sites are served while one refresh runs in the background: every request
-        refreshing at once (each with a connection of its own) stalled busy workers for
-        seconds. With no site known yet, the request loads them itself.
+    def known(self, pool: asyncpg.Pool, acquire_timeout: float) -> list[Site]:
+        """The sites known now, starting a refresh in the background when one is due.
+
+        Known sites are served while one refresh runs: every request refreshing at once
+        (each with a connection of its own) stalled busy workers for seconds. Empty until
+        `all` has loaded them once.
         """
-        if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
-            if not self._sites:
-                await self._load(pool, acquire_timeout)
-            elif self._refresh is None or self._refresh.done():
-                self._refresh = asyncio.create_task(self._refresh_quietly(pool, acquire_timeout))
+        if (
+            time.monotonic() - self._loaded_at > REFRESH_SECONDS
+            and self._sites
+            and (self._refresh is None or self._refresh.done())
+        ):
+            self._refresh = asyncio.create_task(self._refresh_quietly(pool, acquire_timeout))
         return self._sites
 
     async def close(self) -> None:
@@ -66,26 +74,34 @@ class SiteDirectory:
 
     async def resolve(self, pool: asyncpg.Pool, acquire_timeout: float, slug: str | None) -> Site:
         """The site with this slug; without one, the only site there is."""
-        known = await self.all(pool, acquire_timeout)
-        if slug is not None:
-            for site in known:
-                if site.slug == slug:
-                    return site
-            raise UnknownSite(f"no site '{slug}'")
-        if len(known) == 1:
-            return known[0]
-        if not known:
-            raise UnknownSite("no site has been added yet")
-        raise AmbiguousSite(
-            "several sites are served; pass ?site= one of: " + ", ".join(s.slug for s in known)
-        )
+        return site_for_slug(await self.all(pool, acquire_timeout), slug)
 
     async def by_host(self, pool: asyncpg.Pool, acquire_timeout: float, host: str) -> Site | None:
         """The site whose domain is this Host header; else the default (first) site."""
-        known = await self.all(pool, acquire_timeout)
-        host = host.lower()
-        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return site_for_host(await self.all(pool, acquire_timeout), host)
+
+
+def site_for_slug(known: list[Site], slug: str | None) -> Site:
+    """The site with this slug; without one, the only site there is."""
+    if slug is not None:
         for site in known:
-            if site.domain in (host, bare):
+            if site.slug == slug:
                 return site
-        return known[0] if known else None
+        raise UnknownSite(f"no site '{slug}'")
+    if len(known) == 1:
+        return known[0]
+    if not known:
+        raise UnknownSite("no site has been added yet")
+    raise AmbiguousSite(
+        "several sites are served; pass ?site= one of: " + ", ".join(s.slug for s in known)
+    )
+
+
+def site_for_host(known: list[Site], host: str) -> Site | None:
+    """The site whose domain is this Host header; else the default (first) site."""
+    host = host.lower()
+    bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    for site in known:
+        if site.domain in (host, bare):
+            return site
+    return known[0] if known else None

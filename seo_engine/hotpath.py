@@ -19,10 +19,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seo_engine import api, caching, database, documents, html, limits, problems, web
-from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
+from seo_engine.directory import (
+    AmbiguousSite,
+    SiteDirectory,
+    UnknownSite,
+    site_for_host,
+    site_for_slug,
+)
 from seo_engine.lookups import PageLookups
 from seo_engine.pagecache import Entry, PageCache
 from seo_engine.sites import Site
@@ -58,6 +65,19 @@ def _raw(headers: dict[str, str], *extra: tuple[bytes, bytes]) -> list[tuple[byt
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] + [
         *extra
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The worker's resources the hot paths use, made by the app's lifespan
+    (`app.state.hot_paths`): one lookup per request instead of one per resource."""
+
+    pool: asyncpg.Pool
+    acquire_timeout: float
+    sites: SiteDirectory
+    lookups: PageLookups
+    page_cache: PageCache
+    validators: ValidatorIndex
 
 
 @dataclass(slots=True)
@@ -214,35 +234,36 @@ class HotPaths:
         is_document = path.startswith("/api/v1/pages/")
         if not is_document and not _may_be_page(path):
             return False
-        state = scope["app"].state
+        resources: Resources = scope["app"].state.hot_paths
         request = _Request.read(scope)
         if request.oversized:
             return False
-        timeout = state.settings.acquire_timeout
-        directory: SiteDirectory = state.sites
+        directory = resources.sites
+        known = directory.known(resources.pool, resources.acquire_timeout) or (
+            await directory.all(resources.pool, resources.acquire_timeout)
+        )
         target: _Document | _Page
         if is_document:  # the API picks the site by ?site=, else the only one there is
             found = DOCUMENT_PATH.fullmatch(path)
             if found is None or len(found[1]) > MAX_SLUG or len(found[2]) > MAX_SLUG:
                 return False
             try:
-                site = await directory.resolve(state.pool, timeout, None)
+                site = site_for_slug(known, None)
             except (UnknownSite, AmbiguousSite):
                 return False  # FastAPI's route says why
             target = _Document(site, found[1], found[2])
         else:  # the site picks by Host, like the rendered site's route
-            chosen = await directory.by_host(state.pool, timeout, request.host)
+            chosen = site_for_host(known, request.host)
             if chosen is None or not page_path(chosen.path_pattern).fullmatch(path):
                 return False
             target = _Page(chosen, path)
-        cache: PageCache = state.page_cache
+        cache = resources.page_cache
         entry = cache.get(target.key)
         if entry is not None and request.conditional and request.is_current(entry):
             await respond(304, entry.headers, None)
             return True
         if entry is None or entry.body is None:
-            lookups: PageLookups = state.lookups
-            index: ValidatorIndex = state.validators
+            lookups, index = resources.lookups, resources.validators
             if (
                 request.if_none_match is not None
                 and request.if_none_match.strip() != "*"

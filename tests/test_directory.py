@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from seo_engine import database
-from seo_engine.directory import SiteDirectory
+from seo_engine.directory import SiteDirectory, site_for_host
+from seo_engine.sites import Site
 from tests.conftest import make_settings
 from tests.seeding import afetch
 
@@ -33,3 +34,46 @@ async def test_stale_sites_are_served_while_one_refresh_runs(fresh_dsn: str) -> 
     finally:
         await directory.close()
         await pool.close()
+
+
+async def test_known_sites_need_a_first_load_and_never_wait_for_a_refresh(
+    fresh_dsn: str,
+) -> None:
+    await afetch(fresh_dsn, ADD_SITE, "first")
+    pool = await database.create_pool(fresh_dsn, make_settings(fresh_dsn, pool_max_size=2))
+    directory = SiteDirectory()
+    try:
+        assert directory.known(pool, 2.0) == [], "nothing is known before the first load"
+        assert directory._refresh is None, "and nothing loads it but all()"
+        await directory.all(pool, 2.0)
+        await afetch(fresh_dsn, ADD_SITE, "second")
+        directory._loaded_at -= 60  # stale
+        assert [site.slug for site in directory.known(pool, 2.0)] == ["first"]
+        refresh = directory._refresh
+        assert refresh is not None
+        await refresh
+        assert [site.slug for site in directory.known(pool, 2.0)] == ["first", "second"]
+    finally:
+        await directory.close()
+        await pool.close()
+
+
+def test_a_site_is_picked_by_host_with_or_without_its_port() -> None:
+    first, second = (
+        Site(
+            n,
+            slug,
+            slug,
+            f"https://{slug}.example",
+            f"{slug}.example",
+            "en",
+            "/{service}/{location}",
+            {},
+            "1",
+        )
+        for n, slug in ((1, "first"), (2, "second"))
+    )
+    assert site_for_host([first, second], "SECOND.example:8000") is second
+    assert site_for_host([first, second], "second.example") is second
+    assert site_for_host([first, second], "[::1]") is first, "unknown hosts get the first"
+    assert site_for_host([], "second.example") is None
