@@ -554,7 +554,7 @@ def main() -> None:
     runs: dict[str, list[Result]] = {name: [] for name, _, _ in SCENARIOS}
     rss: list[float] = []
 
-    def run(name: str, script: str, port: int, warm_up: bool) -> Result:
+    def run(script: str, port: int, warm_up: bool) -> Result:
         path, base = data.scripts[script], f"http://127.0.0.1:{port}"
         if warm_up:
             wrk(path, 3, args.connections, base)
@@ -584,7 +584,7 @@ def main() -> None:
             index_seconds = wait_for_validator_index(data.requests_files["api_304"])
             for round_number in range(args.rounds):
                 for name, answers, script in SCENARIOS:
-                    runs[name].append(run(name, script, ports[answers], round_number == 0))
+                    runs[name].append(run(script, ports[answers], round_number == 0))
                     if answers == "product":
                         rss.extend(workers_rss(product))
             export_seconds = psql_seconds = sitemap_seconds = 0.0
@@ -603,7 +603,7 @@ def main() -> None:
         no_index = {**env, "SEO_ENGINE_VALIDATOR_INDEX_PAGES": "0"}
         with server(PRODUCT, PORT, no_index, "/readyz"):
             for name, script in (("api_304_db", "api_304"), ("html_304_db", "html_304")):
-                results[name] = run(name, script, PORT, True)
+                results[name] = run(script, PORT, True)
         pgbench_tps = pgbench(dsn, data, args.duration, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

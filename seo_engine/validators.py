@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 
-try:  # CPython's own MD5: for 100-byte inputs, half the time of OpenSSL's through hashlib
+try:  # CPython's own MD5: for 100-byte inputs, a third of the time of hashlib's (OpenSSL)
     from _md5 import md5  # type: ignore[import-not-found]
 except ImportError:  # a Python built without it
     from hashlib import md5
