@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
-from seo_engine.embedded import EmbeddedError, server_dsn
+from seo_engine.db.embedded import EmbeddedError, server_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = ROOT / "bench" / "out" / "embedded"
@@ -90,7 +90,7 @@ def cli(args: list[str], dsn: str) -> Run:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, stdout=out, stderr=err
+            [sys.executable, "-m", "seo_engine", *args], cwd=ROOT, env=env, stdout=out, stderr=err
         )
         parent = psutil.Process(process.pid)
         while process.poll() is None:

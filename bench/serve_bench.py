@@ -62,15 +62,16 @@ import asyncpg
 import httpx
 import psutil
 
-from seo_engine import cursors, database, html
-from seo_engine.server import HTTP_PROTOCOL
+from seo_engine.db import database
+from seo_engine.serve import cursors, html
+from seo_engine.serve.server import HTTP_PROTOCOL
 from seo_engine.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8765  # the product's; the other servers listen on the ports after it
 BASE = f"http://127.0.0.1:{PORT}"
 MB = 1024 * 1024
-PRODUCT = [sys.executable, "-m", "cli", "serve"]
+PRODUCT = [sys.executable, "-m", "seo_engine", "serve"]
 UVICORN_AS_PRODUCT = [
     "--workers",
     "2",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import threading
@@ -16,17 +15,18 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import asyncpg
 import typer
 
-from seo_engine import __version__, database, migrate, resources, workflows
-from seo_engine.content import ContentError
-from seo_engine.dimensions import SeedOptions, SeedRejected, SeedReport
-from seo_engine.embedded import EmbeddedError
-from seo_engine.generate import GenerateBusy, GenerateError, GenerateOptions, GenerateReport
-from seo_engine.migrate import MigrationError
-from seo_engine.seedfile import SeedFileError, detect_format
-from seo_engine.server import ServeOptions, serve_app
+from seo_engine import __version__, resources, workflows
+from seo_engine.db import database, migrate
+from seo_engine.db.embedded import EmbeddedError
+from seo_engine.db.migrate import MigrationError
+from seo_engine.generate.run import GenerateBusy, GenerateError, GenerateOptions, GenerateReport
+from seo_engine.ingest.content import ContentError
+from seo_engine.ingest.dimensions import SeedOptions, SeedRejected, SeedReport
+from seo_engine.ingest.seedfile import SeedFileError, detect_format
+from seo_engine.ingest.sites import SiteError
+from seo_engine.serve.server import ServeOptions, serve_app
+from seo_engine.serve.static_export import ExportError
 from seo_engine.settings import Settings, SettingsError, load_settings
-from seo_engine.sites import SiteError
-from seo_engine.static_export import ExportError
 
 # sysexits.h codes, so scripts can tell bad input from an unreachable database.
 EXIT_DATA = 65
@@ -430,8 +430,3 @@ def demo(
         show_generate(run(workflows.generate_pages, config, GenerateOptions(site=site.slug)))
         typer.echo(f"serving {site.name}: http://{host}:{port}/readyz  http://{host}:{port}/docs")
         serve_app(config, ServeOptions(host=host, port=port, workers=1))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()

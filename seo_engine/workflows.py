@@ -6,9 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from seo_engine import database, dimensions, generate, sites, static_export
-from seo_engine.dimensions import SeedOptions, SeedReport
+from seo_engine.db import database
+from seo_engine.generate import run
+from seo_engine.ingest import dimensions, sites
+from seo_engine.ingest.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
+from seo_engine.serve import static_export
 from seo_engine.settings import Settings
 
 
@@ -49,12 +52,10 @@ async def seed_file(
     return report
 
 
-async def generate_pages(
-    settings: Settings, options: generate.GenerateOptions
-) -> generate.GenerateReport:
+async def generate_pages(settings: Settings, options: run.GenerateOptions) -> run.GenerateReport:
     """Generate pages with a progress bar."""
     bars, start = _bars("generate", "pages")
-    report = await generate.generate(settings, options, start)
+    report = await run.generate(settings, options, start)
     for bar in bars:
         bar.finish()
     return report

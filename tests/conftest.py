@@ -15,8 +15,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from seo_engine import embedded, migrate
-from seo_engine.app import create_app
+from seo_engine.db import embedded, migrate
+from seo_engine.serve.app import create_app
 from seo_engine.settings import Settings
 
 

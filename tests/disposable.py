@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from seo_engine import embedded, migrate
+from seo_engine.db import embedded, migrate
 from tests.conftest import with_database
 
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from seo_engine.app import create_app
-from seo_engine.server import HTTP_PROTOCOL
+from seo_engine.serve.app import create_app
+from seo_engine.serve.server import HTTP_PROTOCOL
 from seo_engine.settings import Settings
 
 
@@ -68,7 +68,16 @@ def serving(environment: dict[str, str], workers: int = 2) -> Iterator[tuple[str
     port = free_port()
     env = {**os.environ, **environment}
     with subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "seo_engine",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ import asyncpg
 from click.testing import Result
 from typer.testing import CliRunner
 
-from cli import app
+from seo_engine.cli import app
 
 DATA = Path(__file__).parent / "data"
 SEEDS_DIR = Path(__file__).parent.parent / "seeds"

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from seo_engine.app import create_app
+from seo_engine.serve.app import create_app
 from tests.conftest import _client, make_settings
 from tests.seeding import LOCATION_HEADER, LOCATIONS, SERVICE_HEADER, SERVICES, afetch, cli, write
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from seo_engine import migrate
+from seo_engine.cli import app
+from seo_engine.db import migrate
 from tests.conftest import Databases
 
 runner = CliRunner()
@@ -70,7 +70,7 @@ def test_serve_answers_health_and_readiness_then_stops_on_sigterm(
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url}
     with subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", workers],
+        [sys.executable, "-m", "seo_engine", "serve", "--port", str(port), "--workers", workers],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

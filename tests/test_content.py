@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from seo_engine.content import ContentError, ContentTemplates
+from seo_engine.ingest.content import ContentError, ContentTemplates
 
 BASE: dict[str, Any] = {
     "title": ["{{ name }} short", "{{ name }} is the longer variant of the title"],

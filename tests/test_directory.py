@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from seo_engine import database
-from seo_engine.directory import SiteDirectory, site_for_host
-from seo_engine.sites import Site
+from seo_engine.db import database
+from seo_engine.ingest.sites import Site
+from seo_engine.serve.directory import SiteDirectory, site_for_host
 from tests.conftest import make_settings
 from tests.seeding import afetch
 

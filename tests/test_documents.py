@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from seo_engine import documents
-from seo_engine.sites import Site
+from seo_engine.generate import documents
+from seo_engine.ingest.sites import Site
 
 SITE = Site(
     id=1,

@@ -14,13 +14,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from seo_engine import database, embedded
+from seo_engine.db import database, embedded
 from seo_engine.settings import Settings
 
 HOLDER = """
 import sys
 from pathlib import Path
-from seo_engine.embedded import server_dsn
+from seo_engine.db.embedded import server_dsn
 print(server_dsn(Path(sys.argv[1])), flush=True)
 sys.stdin.readline()
 """

@@ -209,7 +209,7 @@ def test_sigterm_lets_a_request_finish_cuts_an_export_and_closes_the_pool(
     port = free_port()
     env = {**os.environ, "DATABASE_URL": fresh_dsn, "SEO_ENGINE_SHUTDOWN_GRACE": "2"}
     with subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "seo_engine", "serve", "--port", str(port), "--workers", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -288,7 +288,7 @@ def test_a_crash_during_seed_commits_nothing_and_says_so(tmp_path: Path) -> None
                 out.write(f"{n + 100},town-{n},Town {n},Texas,TX,US,{n},30.{n % 1000:03d},-97.5,\n")
         env = {**os.environ, "DATABASE_URL": server.dsn}
         with subprocess.Popen(
-            [sys.executable, "-m", "cli", "seed", "locations", str(big)],
+            [sys.executable, "-m", "seo_engine", "seed", "locations", str(big)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -334,7 +334,7 @@ def test_a_crash_during_generate_merges_nothing_and_a_rerun_converges(tmp_path: 
         assert cli(server.dsn, "sites", "add", str(tmp_path / "changed.toml")).exit_code == 0
         env = {**os.environ, "DATABASE_URL": server.dsn}
         with subprocess.Popen(
-            [sys.executable, "-m", "cli", "generate"],
+            [sys.executable, "-m", "seo_engine", "generate"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

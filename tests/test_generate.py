@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from seo_engine.generate import GENERATE_LOCK_CLASS
+from seo_engine.generate.run import GENERATE_LOCK_CLASS
 from tests.seeding import (
     DATA,
     LOCATION_HEADER,
@@ -385,7 +385,7 @@ def test_a_generate_stopped_mid_copy_leaves_the_page_set_intact(
     site_id = fetch(fresh_dsn, "SELECT id FROM sites")[0]["id"]
     env = {**os.environ, "DATABASE_URL": fresh_dsn}
     with subprocess.Popen(
-        [sys.executable, "-m", "cli", "generate"],
+        [sys.executable, "-m", "seo_engine", "generate"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from seo_engine.app import create_app
+from seo_engine.serve.app import create_app
 from tests.conftest import _client, make_settings
 from tests.live import live_server
 from tests.seeding import afetch, cli, setup_site

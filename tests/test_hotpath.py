@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from seo_engine.app import create_app
+from seo_engine.serve.app import create_app
 from tests.conftest import _client, make_settings
 from tests.seeding import LOCATION_HEADER, LOCATIONS, afetch, cli, setup_site, write
 
@@ -135,7 +135,7 @@ async def test_the_database_going_away_is_a_503_not_a_500(fresh_dsn: str, tmp_pa
 
 
 def test_gzip_body_is_compressed_once() -> None:
-    from seo_engine.pagecache import Entry, PageCache
+    from seo_engine.serve.pagecache import Entry, PageCache
 
     cache = PageCache(60, 10_000)
     entry = Entry('"x"', None, [], b"a" * 5000)
@@ -151,9 +151,9 @@ def test_a_full_cache_of_versions_stays_within_its_byte_budget() -> None:
     import tracemalloc
     from datetime import UTC, datetime, timedelta
 
-    from seo_engine.hotpath import _Page
-    from seo_engine.pagecache import PageCache
-    from seo_engine.sites import Site
+    from seo_engine.ingest.sites import Site
+    from seo_engine.serve.hotpath import _Page
+    from seo_engine.serve.pagecache import PageCache
 
     site = Site(
         1, "s", "S", "https://s.example", "s.example", "en", "/{service}/{location}", {}, ""

@@ -11,7 +11,7 @@ import pytest
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
 
-from seo_engine import html
+from seo_engine.serve import html
 
 HOSTILE = '</script><script>alert("x")</script>\'"&<b>'
 

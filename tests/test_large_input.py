@@ -97,7 +97,7 @@ def test_a_200_mb_file_with_planted_bad_rows_loads_nothing(fresh_dsn: str, tmp_p
     write_large_file(large)
     assert large.stat().st_size >= 200 * 1024 * 1024
 
-    command = [sys.executable, "-m", "cli", "seed", "locations", str(large), "--prune"]
+    command = [sys.executable, "-m", "seo_engine", "seed", "locations", str(large), "--prune"]
     peak_mb, result = run_measured(command, {**os.environ, "DATABASE_URL": fresh_dsn})
 
     assert result.returncode == EXIT_DATA, result.stderr[-2000:]

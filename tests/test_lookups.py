@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import httpx
 import pytest
 
-from seo_engine import database
-from seo_engine.lookups import Batcher
+from seo_engine.db import database
+from seo_engine.serve.lookups import Batcher
 from tests.seeding import LOCATIONS, SERVICES
 
 

@@ -6,7 +6,7 @@ import asyncpg
 import orjson
 import pytest
 
-from seo_engine import migrate
+from seo_engine.db import migrate
 from tests.conftest import Databases
 
 

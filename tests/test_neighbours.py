@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from seo_engine.neighbours import Point, distance_km, nearest
+from seo_engine.ingest.neighbours import Point, distance_km, nearest
 
 
 def brute_force(points: list[Point], point: Point, count: int) -> list[float]:

@@ -4,7 +4,7 @@ import asyncio
 
 import httpx
 
-from seo_engine.app import create_app
+from seo_engine.serve.app import create_app
 from tests.conftest import Databases, _client, make_settings
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cli import app as cli_app
-from seo_engine.app import create_app
+from seo_engine.cli import app as cli_app
+from seo_engine.serve.app import create_app
 from tests.conftest import Databases, _client, make_settings
 from tests.pgbouncer import installed, pgbouncer
 from tests.seeding import DATA, LOCATION_HEADER, LOCATIONS, SERVICE_HEADER, SERVICES, fetch, write

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from seo_engine.protocol import CoalescingTransport
+from seo_engine.serve.protocol import CoalescingTransport
 from tests.conftest import make_settings
 from tests.live import live_server
 from tests.seeding import setup_site

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from seo_engine.seedfile import (
+from seo_engine.ingest.seedfile import (
     LOCATIONS,
     SERVICES,
     Rejected,

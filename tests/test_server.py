@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from seo_engine.server import HTTP_PROTOCOL, serving_app
+from seo_engine.serve.server import HTTP_PROTOCOL, serving_app
 from seo_engine.settings import Settings
 
 
@@ -21,6 +21,6 @@ def test_a_serving_process_freezes_what_lives_as_long_as_it(settings: Settings) 
 def test_serve_runs_the_protocol_that_writes_each_response_once() -> None:
     from uvicorn.importer import import_from_string
 
-    from seo_engine.protocol import CoalescingHttpToolsProtocol
+    from seo_engine.serve.protocol import CoalescingHttpToolsProtocol
 
     assert import_from_string(HTTP_PROTOCOL) is CoalescingHttpToolsProtocol

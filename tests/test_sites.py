@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from seo_engine.sites import SiteError, load_definition, parse_definition
+from seo_engine.ingest.sites import SiteError, load_definition, parse_definition
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from seo_engine import documents, html, validators
-from seo_engine.app import create_app
-from seo_engine.validators import ValidatorIndex, fingerprint
+from seo_engine.generate import documents
+from seo_engine.serve import html, validator_index
+from seo_engine.serve.app import create_app
+from seo_engine.serve.validator_index import ValidatorIndex, fingerprint
 from tests.conftest import _client, make_settings
 from tests.seeding import afetch, setup_site
 from tests.test_hotpath import until, wait_for_listener
@@ -74,17 +75,17 @@ async def test_the_index_holds_exactly_the_live_pages_validators(
 
 def test_sorted_fingerprints_find_exactly_their_values_in_every_bucket() -> None:
     low, high = -(1 << 63), (1 << 63) - 1
-    shift = 64 - validators.BUCKET_BITS
+    shift = 64 - validator_index.BUCKET_BITS
     edges = [low, low + 1, -1, 0, 1, high - 1, high, (5 << shift) - 1, 5 << shift, -(3 << shift)]
     rng = random.Random(7)
     values = sorted({*edges, *(rng.randint(low, high) for _ in range(20_000))})
     stored = values[::2]
-    index = validators.SortedFingerprints(array("q", stored))
+    index = validator_index.SortedFingerprints(array("q", stored))
     assert len(index) == len(stored)
     held = set(stored)
     for value in values + [v + 1 for v in values if v < high]:
         assert (value in index) == (value in held), value
-    assert 0 not in validators.SortedFingerprints(array("q"))
+    assert 0 not in validator_index.SortedFingerprints(array("q"))
 
 
 async def test_a_page_the_worker_never_served_is_answered_304_from_the_index(
@@ -179,7 +180,7 @@ async def test_a_change_without_a_notify_drops_the_index_within_seconds(
 ) -> None:
     """Through a transaction pooler NOTIFY never arrives; PostgreSQL's count of rows
     written to `pages` still changes, and the index checks it every VERIFY_SECONDS."""
-    monkeypatch.setattr(validators, "VERIFY_SECONDS", 0.2)
+    monkeypatch.setattr(validator_index, "VERIFY_SECONDS", 0.2)
     await client.get(PAGE, headers={"if-none-match": '"x"'})
     await built(app.state.validators)
     page_tag, _ = await tags(fresh_dsn, "/roof-repair/waco-tx")

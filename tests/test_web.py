@@ -290,7 +290,7 @@ async def test_hostile_seed_data_is_escaped_everywhere(fresh_dsn: str, tmp_path:
     import asyncio
     import csv
 
-    from seo_engine.app import create_app
+    from seo_engine.serve.app import create_app
     from tests.conftest import _client, make_settings
     from tests.seeding import DATA, LOCATION_HEADER, SERVICE_HEADER, cli
 

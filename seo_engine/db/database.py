@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from seo_engine import embedded
+from seo_engine.db import embedded
 from seo_engine.settings import Settings
 
 APPLICATION_NAME = "seo-engine"

@@ -9,8 +9,8 @@ from importlib import resources
 
 import asyncpg
 
-from seo_engine import database
-from seo_engine.database import Connection
+from seo_engine.db import database
+from seo_engine.db.database import Connection
 from seo_engine.settings import Settings
 
 # Any constant works; it only has to be the same for every migrator.
@@ -57,7 +57,7 @@ class MigrationStatus:
 def available() -> list[Migration]:
     """The migration files shipped with the package, in version order."""
     found = []
-    for entry in resources.files("seo_engine.migrations").iterdir():
+    for entry in resources.files("seo_engine.db.migrations").iterdir():
         if entry.name.endswith(".sql"):
             version, _, rest = entry.name.removesuffix(".sql").partition("_")
             found.append(Migration(version=version, name=rest, sql=entry.read_text("utf-8")))

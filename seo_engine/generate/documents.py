@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from seo_engine.sites import Site
+from seo_engine.ingest.sites import Site
 
 
 def etag(content_hash: bytes) -> str:

@@ -11,9 +11,9 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
-from seo_engine import copyrows, documents
-from seo_engine.content import ContentTemplates, time_limit
-from seo_engine.sites import Site
+from seo_engine.generate import copyrows, documents
+from seo_engine.ingest.content import ContentTemplates, time_limit
+from seo_engine.ingest.sites import Site
 
 TITLE_LIMIT = 60
 DESCRIPTION_LIMIT = 160

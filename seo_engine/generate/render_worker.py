@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.queues import Queue
 
-from seo_engine import copyrows, database, sites
-from seo_engine.content import ContentError
-from seo_engine.database import Connection
-from seo_engine.pagebuild import (
+from seo_engine.db import database
+from seo_engine.db.database import Connection
+from seo_engine.generate import copyrows
+from seo_engine.generate.pagebuild import (
     Dimension,
     LengthReport,
     PageBuilder,
     location_context,
     service_context,
 )
+from seo_engine.ingest import sites
+from seo_engine.ingest.content import ContentError
 from seo_engine.settings import Settings
 
 COPY_BATCH_ROWS = 2000

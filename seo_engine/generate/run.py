@@ -17,17 +17,20 @@ from queue import Empty
 
 import asyncpg
 
-from seo_engine import copyrows, database, pagecache, sites
-from seo_engine.copyrows import COLUMNS
-from seo_engine.database import Connection
-from seo_engine.pagebuild import LengthReport
-from seo_engine.render_worker import (
+from seo_engine.db import database
+from seo_engine.db.database import Connection
+from seo_engine.generate import copyrows
+from seo_engine.generate.copyrows import COLUMNS
+from seo_engine.generate.pagebuild import LengthReport
+from seo_engine.generate.render_worker import (
     Message,
     ServiceResult,
     WorkerFailure,
     render_service,
     start,
 )
+from seo_engine.ingest import sites
+from seo_engine.serve import pagecache
 from seo_engine.settings import Settings
 
 GENERATE_LOCK_CLASS = 0x5E0E  # advisory lock (class, site id): one generate per site

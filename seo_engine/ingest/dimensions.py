@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seo_engine import neighbours, pagecache
-from seo_engine.database import Connection
-from seo_engine.seedfile import (
+from seo_engine.db.database import Connection
+from seo_engine.ingest import neighbours
+from seo_engine.ingest.seedfile import (
     LOCATIONS,
     SERVICES,
     Rejected,
@@ -18,7 +18,8 @@ from seo_engine.seedfile import (
     header_of,
     read_records,
 )
-from seo_engine.sites import Site
+from seo_engine.ingest.sites import Site
+from seo_engine.serve import pagecache
 
 BATCH_ROWS = 5000
 REPORTED_IN_FULL = 100

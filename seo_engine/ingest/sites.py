@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from seo_engine import pagecache
-from seo_engine.content import ContentError, ContentTemplates
-from seo_engine.database import Connection
+from seo_engine.db.database import Connection
+from seo_engine.ingest.content import ContentError, ContentTemplates
+from seo_engine.serve import pagecache
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 PLACEHOLDERS = ("{service}", "{location}")

@@ -12,13 +12,15 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from seo_engine import caching, cursors, database, documents, pages, problems, schemas
-from seo_engine.cursors import CursorError
-from seo_engine.dependencies import AppSettings, Pool
-from seo_engine.directory import SiteDirectory
-from seo_engine.lookups import PageLookups
-from seo_engine.pages import PageFilters
-from seo_engine.sites import Site
+from seo_engine.db import database
+from seo_engine.generate import documents
+from seo_engine.ingest.sites import Site
+from seo_engine.serve import conditional, cursors, pages, problems, schemas
+from seo_engine.serve.cursors import CursorError
+from seo_engine.serve.dependencies import AppSettings, Pool
+from seo_engine.serve.directory import SiteDirectory
+from seo_engine.serve.lookups import PageLookups
+from seo_engine.serve.pages import PageFilters
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -320,7 +322,7 @@ async def list_pages(
 def document_headers(tag: str, modified: datetime) -> dict[str, str]:
     return {
         "ETag": tag,
-        "Last-Modified": caching.http_date(modified),
+        "Last-Modified": conditional.http_date(modified),
         "Cache-Control": API_CACHE,
     }
 
@@ -350,7 +352,7 @@ async def page_document(
         if version is None:
             return no_page(service, location)
         tag = documents.etag(version["content_hash"])
-        if caching.not_modified(request, tag, version["updated_at"]):
+        if conditional.not_modified(request, tag, version["updated_at"]):
             return Response(status_code=304, headers=document_headers(tag, version["updated_at"]))
     row = await lookups.pages.get(key)
     if row is None:

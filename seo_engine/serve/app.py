@@ -12,24 +12,16 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp
 
-from seo_engine import (
-    __version__,
-    api,
-    database,
-    hotpath,
-    operations,
-    pagecache,
-    problems,
-    sitemaps,
-    web,
-)
-from seo_engine.cursors import CursorError
-from seo_engine.directory import AmbiguousSite, SiteDirectory, UnknownSite
-from seo_engine.limits import RequestLimits
-from seo_engine.lookups import PageLookups
-from seo_engine.pagecache import PageCache
+from seo_engine import __version__
+from seo_engine.db import database
+from seo_engine.serve import api, hotpath, operations, pagecache, problems, sitemaps, web
+from seo_engine.serve.cursors import CursorError
+from seo_engine.serve.directory import AmbiguousSite, SiteDirectory, UnknownSite
+from seo_engine.serve.limits import RequestLimits
+from seo_engine.serve.lookups import PageLookups
+from seo_engine.serve.pagecache import PageCache
+from seo_engine.serve.validator_index import ValidatorIndex
 from seo_engine.settings import Settings
-from seo_engine.validators import ValidatorIndex
 
 log = logging.getLogger("seo_engine.app")
 POOL_CLOSE_SECONDS = 5.0

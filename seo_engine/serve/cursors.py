@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from seo_engine.database import Connection
+from seo_engine.db.database import Connection
 
 VERSION = 1
 SIGNATURE_BYTES = 16

@@ -9,8 +9,9 @@ import time
 
 import asyncpg
 
-from seo_engine import database, sites
-from seo_engine.sites import Site
+from seo_engine.db import database
+from seo_engine.ingest import sites
+from seo_engine.ingest.sites import Site
 
 REFRESH_SECONDS = 5.0
 log = logging.getLogger("seo_engine.directory")

@@ -22,18 +22,20 @@ from typing import Any
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from seo_engine import api, caching, database, documents, html, limits, problems, web
-from seo_engine.directory import (
+from seo_engine.db import database
+from seo_engine.generate import documents
+from seo_engine.ingest.sites import Site
+from seo_engine.serve import api, conditional, html, limits, problems, web
+from seo_engine.serve.directory import (
     AmbiguousSite,
     SiteDirectory,
     UnknownSite,
     site_for_host,
     site_for_slug,
 )
-from seo_engine.lookups import PageLookups
-from seo_engine.pagecache import Entry, PageCache
-from seo_engine.sites import Site
-from seo_engine.validators import ValidatorIndex
+from seo_engine.serve.lookups import PageLookups
+from seo_engine.serve.pagecache import Entry, PageCache
+from seo_engine.serve.validator_index import ValidatorIndex
 
 SLUG = "[a-z0-9]+(?:-[a-z0-9]+)*"
 DOCUMENT_PATH = re.compile(rf"/api/v1/pages/({SLUG})/({SLUG})")
@@ -119,7 +121,7 @@ class _Request:
         return self.if_none_match is not None or self.if_modified_since is not None
 
     def is_current(self, entry: Entry) -> bool:
-        return caching.is_current(
+        return conditional.is_current(
             self.if_none_match, self.if_modified_since, entry.etag, entry.modified
         )
 
@@ -269,7 +271,7 @@ class HotPaths:
                 and request.if_none_match.strip() != "*"
                 and index.ready()
             ):
-                tag = target.current_tag(index, caching.listed_tags(request.if_none_match))
+                tag = target.current_tag(index, conditional.listed_tags(request.if_none_match))
                 if tag is not None:
                     await respond(304, target.not_modified_headers(tag), None)
                     return True

@@ -15,7 +15,7 @@ from jinja2.nodes import Expr, Getattr, Output
 from markupsafe import Markup, escape
 
 from seo_engine import resources
-from seo_engine.sites import Site
+from seo_engine.ingest.sites import Site
 
 try:  # MarkupSafe's C escaping of a str, without wrapping the result in Markup
     from markupsafe._speedups import _escape_inner

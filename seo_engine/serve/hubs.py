@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from seo_engine.database import Connection
+from seo_engine.db.database import Connection
 
 HUB_PAGE_SIZE = 500
 TOP_REGIONS = 40

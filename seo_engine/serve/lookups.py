@@ -16,8 +16,9 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from seo_engine import database, pages
-from seo_engine.pages import PathKey
+from seo_engine.db import database
+from seo_engine.serve import pages
+from seo_engine.serve.pages import PathKey
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

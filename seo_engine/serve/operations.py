@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from seo_engine import database, migrate, problems
-from seo_engine.dependencies import AppSettings, Pool
+from seo_engine.db import database, migrate
+from seo_engine.serve import problems
+from seo_engine.serve.dependencies import AppSettings, Pool
 
 router = APIRouter(tags=["operations"])
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from seo_engine import database
+from seo_engine.db import database
 from seo_engine.settings import Settings
 
 CHANNEL = "seo_engine_changes"

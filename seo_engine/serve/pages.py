@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from seo_engine.database import Connection
-from seo_engine.sites import Site
+from seo_engine.db.database import Connection
+from seo_engine.ingest.sites import Site
 
 # Pages by (site, path), many at a time: concurrent requests share one query (lookups.py).
 # The document is stored as served (documents.py), so reading it builds nothing.

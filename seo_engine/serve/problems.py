@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from seo_engine.database import CONNECTION_ERRORS, DatabaseUnavailable
+from seo_engine.db.database import CONNECTION_ERRORS, DatabaseUnavailable
 
 PROBLEM_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 1

@@ -50,7 +50,7 @@ class CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """`--http seo_engine.protocol:CoalescingHttpToolsProtocol`."""
+    """`--http seo_engine.serve.protocol:CoalescingHttpToolsProtocol`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from seo_engine import database
-from seo_engine.app import create_app
+from seo_engine.db import database
+from seo_engine.serve.app import create_app
 from seo_engine.settings import Settings, load_settings
 
 # uvicorn's httptools protocol writing each response in one system call (protocol.py).
-HTTP_PROTOCOL = "seo_engine.protocol:CoalescingHttpToolsProtocol"
+HTTP_PROTOCOL = "seo_engine.serve.protocol:CoalescingHttpToolsProtocol"
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def serve_app(settings: Settings, options: ServeOptions) -> None:
     # DSN resolved here so that all of them share this process's embedded server.
     os.environ["DATABASE_URL"] = dsn
     uvicorn.run(
-        "seo_engine.server:serving_app_from_environment",
+        "seo_engine.serve.server:serving_app_from_environment",
         factory=True,
         workers=workers,
         **common,  # type: ignore[arg-type]

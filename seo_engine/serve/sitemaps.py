@@ -15,11 +15,12 @@ import asyncpg
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from seo_engine import database, hubs
-from seo_engine.database import Connection
-from seo_engine.dependencies import AppSettings, Pool
-from seo_engine.directory import SiteDirectory
-from seo_engine.sites import Site
+from seo_engine.db import database
+from seo_engine.db.database import Connection
+from seo_engine.ingest.sites import Site
+from seo_engine.serve import hubs
+from seo_engine.serve.dependencies import AppSettings, Pool
+from seo_engine.serve.directory import SiteDirectory
 
 URLS_PER_SHARD = 50_000
 CHUNK = 10_000

@@ -9,10 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from seo_engine import database, documents, hubs, pages, sitemaps, sites, web
-from seo_engine.database import Connection
+from seo_engine.db import database
+from seo_engine.db.database import Connection
+from seo_engine.generate import documents
+from seo_engine.ingest import sites
+from seo_engine.ingest.sites import Site
+from seo_engine.serve import hubs, pages, sitemaps, web
 from seo_engine.settings import Settings
-from seo_engine.sites import Site
 
 CHUNK = 1000
 COUNT_LIVE = "SELECT count(*) FROM pages WHERE site_id = $1 AND deleted_at IS NULL"

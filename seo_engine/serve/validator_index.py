@@ -36,7 +36,8 @@ try:  # CPython's own MD5: for 100-byte inputs, a third of the time of hashlib's
 except ImportError:  # a Python built without it
     from hashlib import md5
 
-from seo_engine import database, pages
+from seo_engine.db import database
+from seo_engine.serve import pages
 from seo_engine.settings import Settings
 
 VERIFY_SECONDS = 5.0

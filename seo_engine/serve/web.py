@@ -11,12 +11,13 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import URL
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from seo_engine import caching, database, html, hubs, pages, problems
-from seo_engine.database import Connection
-from seo_engine.dependencies import AppSettings, Pool
-from seo_engine.directory import SiteDirectory
-from seo_engine.lookups import PageLookups
-from seo_engine.sites import Site
+from seo_engine.db import database
+from seo_engine.db.database import Connection
+from seo_engine.ingest.sites import Site
+from seo_engine.serve import conditional, html, hubs, pages, problems
+from seo_engine.serve.dependencies import AppSettings, Pool
+from seo_engine.serve.directory import SiteDirectory
+from seo_engine.serve.lookups import PageLookups
 
 HTML_CACHE = (
     "public, max-age=300, s-maxage=86400, stale-while-revalidate=86400, stale-if-error=604800"
@@ -53,7 +54,7 @@ def page_headers(
 ) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": HTML_CACHE}
     if modified is not None:
-        headers["Last-Modified"] = caching.http_date(modified)
+        headers["Last-Modified"] = conditional.http_date(modified)
     if not indexable:
         headers["X-Robots-Tag"] = "noindex, follow"
     if alternate:
@@ -63,7 +64,7 @@ def page_headers(
 
 def _respond(request: Request, rendered: Rendered) -> Response:
     headers = page_headers(rendered.etag, rendered.modified, rendered.indexable, rendered.alternate)
-    if caching.not_modified(request, rendered.etag, rendered.modified):
+    if conditional.not_modified(request, rendered.etag, rendered.modified):
         return Response(status_code=304, headers=headers)
     return HTMLResponse(rendered.body, headers=headers)
 
@@ -268,7 +269,7 @@ async def serve(request: Request, path: str, pool: Pool, settings: AppSettings) 
         version = await lookups.versions.get((site.id, path))
         if version is not None:
             etag = html.page_etag(version["content_hash"])
-            if caching.not_modified(request, etag, version["updated_at"]):
+            if conditional.not_modified(request, etag, version["updated_at"]):
                 headers = page_headers(etag, version["updated_at"], version["indexable"], None)
                 return Response(status_code=304, headers=headers)
     row = await lookups.pages.get((site.id, path))
