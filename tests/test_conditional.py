@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 
+from seo_engine import etags
 from seo_engine.serve import conditional
 
 
@@ -36,4 +37,4 @@ def test_if_none_match_compares_weakly() -> None:
     assert conditional.is_current('W/"b"', None, '"b"', None)
     assert conditional.is_current(' "a" , W/"b"', None, '"b"', None)
     assert not conditional.is_current('W/"bb"', None, '"b"', None)
-    assert conditional.listed_tags('W/"a", "b",') == ['"a"', '"b"', ""]
+    assert etags.listed('W/"a", "b",') == ['"a"', '"b"', ""]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from seo_engine.generate import documents
+from seo_engine import etags
 from seo_engine.serve import html, validator_index
 from seo_engine.serve.app import create_app
 from seo_engine.serve.validator_index import ValidatorIndex, fingerprint
@@ -51,7 +51,7 @@ async def built(index: ValidatorIndex) -> None:
 async def tags(dsn: str, path: str) -> tuple[str, str]:
     """The page's ETag and its document's, from the stored content hash."""
     rows = await afetch(dsn, "SELECT content_hash FROM pages WHERE path = $1", path)
-    return html.page_etag(rows[0]["content_hash"]), documents.etag(rows[0]["content_hash"])
+    return html.page_etag(rows[0]["content_hash"]), etags.of_document(rows[0]["content_hash"])
 
 
 async def test_the_index_holds_exactly_the_live_pages_validators(
@@ -213,5 +213,5 @@ async def test_a_lost_listener_drops_the_index_until_it_listens_again(
         return len(index) == 0 and not index.ready()
 
     await until(dropped)
-    await wait_for_listener(fresh_dsn)  # reconnected (after pagecache.RECONNECT_SECONDS)
+    await wait_for_listener(fresh_dsn)  # reconnected (after changes.RECONNECT_SECONDS)
     await built(index)

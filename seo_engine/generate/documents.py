@@ -16,12 +16,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from seo_engine import etags
 from seo_engine.ingest.sites import Site
-
-
-def etag(content_hash: bytes) -> str:
-    """A strong ETag derived from the stored content hash (no rendering needed)."""
-    return f'"{content_hash.hex()}"'
 
 
 def _json_ld(
@@ -140,7 +136,7 @@ def build(
     page["quality_score"] = quality_score
     content_hash = hashlib.blake2b(orjson.dumps(page), digest_size=16).digest()
     page["updated_at"] = changed_at
-    page["etag"] = etag(content_hash)
+    page["etag"] = etags.of_document(content_hash)
     return orjson.dumps(page), content_hash
 
 

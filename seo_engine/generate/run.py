@@ -17,7 +17,7 @@ from queue import Empty
 
 import asyncpg
 
-from seo_engine.db import database
+from seo_engine.db import changes, database
 from seo_engine.db.database import Connection
 from seo_engine.generate import copyrows
 from seo_engine.generate.copyrows import COLUMNS
@@ -30,7 +30,6 @@ from seo_engine.generate.render_worker import (
     start,
 )
 from seo_engine.ingest import sites
-from seo_engine.serve import pagecache
 from seo_engine.settings import Settings
 
 GENERATE_LOCK_CLASS = 0x5E0E  # advisory lock (class, site id): one generate per site
@@ -401,7 +400,7 @@ async def _generate_locked(
             if inserted or counts[0]:  # new pages may take back a redirected path
                 await merger.execute(MERGE_LIVE_REDIRECTS, site.id)
             if inserted or any(counts):  # API workers drop what they cached, at commit
-                await merger.execute(pagecache.NOTIFY)
+                await changes.notify(merger)
     except asyncpg.UniqueViolationError:
         raise GenerateError(await _explain_collision(merger, site, stage)) from None
     report.merge_seconds = time.monotonic() - started

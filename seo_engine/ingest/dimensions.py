@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seo_engine.db import changes
 from seo_engine.db.database import Connection
 from seo_engine.ingest import neighbours
 from seo_engine.ingest.seedfile import (
@@ -19,7 +20,6 @@ from seo_engine.ingest.seedfile import (
     read_records,
 )
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import pagecache
 
 BATCH_ROWS = 5000
 REPORTED_IN_FULL = 100
@@ -278,7 +278,7 @@ async def seed(
             ):
                 await _refresh_neighbours(connection, site)
             if report.removed:  # tombstoned pages: API workers drop what they cached
-                await connection.execute(pagecache.NOTIFY)
+                await changes.notify(connection)
             report.loaded = True
     except _DryRun:
         pass

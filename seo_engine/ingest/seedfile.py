@@ -15,6 +15,8 @@ from typing import IO, Any, Literal, Protocol, Self
 
 import orjson
 
+from seo_engine import paths
+
 FORMATS = ("csv", "ndjson")
 MAX_ATTRIBUTES_JSON = 4000
 MAX_QUOTED = 40
@@ -23,7 +25,6 @@ RAW_LINE = "_raw"
 
 _Kind = Literal["text", "slug", "country", "timezone", "integer", "float"]
 
-_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 _TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -47,26 +48,6 @@ class _Column:
     max_length: int | None = None
     bounds: tuple[int, int] = (0, 0)
     reserved: frozenset[str] = frozenset()
-
-
-# First path segments the web app uses itself, so no service hub may take them.
-RESERVED_SERVICE_SLUGS = frozenset(
-    (
-        "api",
-        "in",
-        "regions",
-        "sitemaps",
-        "static",
-        "docs",
-        "openapi-json",
-        "healthz",
-        "readyz",
-        "metrics",
-        "robots-txt",
-        "sitemap-xml",
-        "favicon-ico",
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -95,7 +76,7 @@ def _schema(name: str, *rules: _Column) -> Schema:
 LOCATIONS = _schema(
     "locations",
     _Column("key", required=True, max_length=100),
-    _Column("slug", "slug", required=True, max_length=120),
+    _Column("slug", "slug", required=True, max_length=paths.MAX_SLUG),
     _Column("name", required=True, max_length=200),
     _Column("region_name", max_length=100),
     _Column("region_code", max_length=20),
@@ -109,7 +90,9 @@ LOCATIONS = _schema(
 SERVICES = _schema(
     "services",
     _Column("key", required=True, max_length=100),
-    _Column("slug", "slug", required=True, max_length=120, reserved=RESERVED_SERVICE_SLUGS),
+    _Column(  # a service hub lives at /<slug>/: not at a path the app serves itself
+        "slug", "slug", required=True, max_length=paths.MAX_SLUG, reserved=paths.RESERVED_SEGMENTS
+    ),
     _Column("name", required=True, max_length=200),
     _Column("category", max_length=100),
     _Column("description", max_length=2000),
@@ -586,7 +569,7 @@ def _parse(rule: _Column, raw: object, reasons: list[str]) -> object:
     if rule.max_length is not None and len(text) > rule.max_length:
         reasons.append(f"{rule.name}: longer than {rule.max_length} characters")
         return None
-    if rule.kind == "slug" and not _SLUG.fullmatch(text):
+    if rule.kind == "slug" and not paths.SLUG_RE.fullmatch(text):
         reasons.append(f"slug: {_quote(text)} must be lowercase letters, digits and single hyphens")
         return None
     if text in rule.reserved:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +12,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
+from seo_engine import paths
+from seo_engine.db import changes
 from seo_engine.db.database import Connection
 from seo_engine.ingest.content import ContentError, ContentTemplates
-from seo_engine.serve import pagecache
-
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-PLACEHOLDERS = ("{service}", "{location}")
-PATH_PATTERN = re.compile(r"^(/[a-z0-9{}_\-.]*)+$")
 
 UPSERT = """
 INSERT INTO sites (slug, name, base_url, domain, locale, path_pattern, content, content_version)
@@ -65,9 +61,7 @@ class Site:
 
     def page_path(self, service_slug: str, location_slug: str) -> str:
         """The path of the page of a service in a location, by the site's path pattern."""
-        return self.path_pattern.replace("{service}", service_slug).replace(
-            "{location}", location_slug
-        )
+        return paths.page_path(self.path_pattern, service_slug, location_slug)
 
 
 @dataclass(frozen=True)
@@ -118,20 +112,25 @@ def _options(data: Any, source: str) -> dict[str, float | int]:
 def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
     """Validate a parsed site file; raise SiteError naming the first problem."""
     slug = _text(data, "slug", source)
-    if not SLUG.match(slug) or len(slug) > 60:
+    if not paths.SLUG_RE.fullmatch(slug) or len(slug) > paths.MAX_SITE_SLUG:
         raise SiteError(f"{source}: slug '{slug}' must be lowercase letters, digits and hyphens")
     base_url = _text(data, "base_url", source).rstrip("/")
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
         raise SiteError(f"{source}: base_url must look like https://www.example.com (no path)")
-    pattern = _text(data, "path_pattern", source, "/{service}/{location}")
-    if not PATH_PATTERN.match(pattern) or any(p not in pattern for p in PLACEHOLDERS):
+    pattern = _text(data, "path_pattern", source, paths.DEFAULT_PATTERN)
+    if not paths.PATTERN_SYNTAX.match(pattern) or any(p not in pattern for p in paths.PLACEHOLDERS):
         raise SiteError(
             f"{source}: path_pattern '{pattern}' must start with / and contain "
             "{service} and {location}"
         )
     if "//" in pattern or "/." in pattern:
         raise SiteError(f"{source}: path_pattern must not contain // or /.")
+    if paths.first_segment(pattern) in paths.RESERVED_SEGMENTS:
+        raise SiteError(
+            f"{source}: path_pattern must not start with /{paths.first_segment(pattern)}/, "
+            "which the app serves itself"
+        )
     content = data.get("content")
     if not isinstance(content, dict):
         raise SiteError(f"{source}: a [content] table with the page templates is required")
@@ -197,7 +196,7 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
         raise SiteError(f"another site already uses the domain {definition.domain}") from None
     outcome = "unchanged" if created is None else ("created" if created else "updated")
     if outcome == "updated":  # templates or base URL may have changed: drop cached pages
-        await connection.execute(pagecache.NOTIFY)
+        await changes.notify(connection)
     return await find(connection, definition.slug), outcome
 
 

@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from seo_engine import etags
 from seo_engine.db import database
 from seo_engine.generate import documents
 from seo_engine.ingest.sites import Site
@@ -351,13 +352,13 @@ async def page_document(
         version = await lookups.versions.get(key)
         if version is None:
             return no_page(service, location)
-        tag = documents.etag(version["content_hash"])
+        tag = etags.of_document(version["content_hash"])
         if conditional.not_modified(request, tag, version["updated_at"]):
             return Response(status_code=304, headers=document_headers(tag, version["updated_at"]))
     row = await lookups.pages.get(key)
     if row is None:
         return no_page(service, location)
-    headers = document_headers(documents.etag(row["content_hash"]), row["updated_at"])
+    headers = document_headers(etags.of_document(row["content_hash"]), row["updated_at"])
     return Response(row["document"], media_type="application/json", headers=headers)
 
 

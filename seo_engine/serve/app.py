@@ -13,8 +13,8 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp
 
 from seo_engine import __version__
-from seo_engine.db import database
-from seo_engine.serve import api, hotpath, operations, pagecache, problems, sitemaps, web
+from seo_engine.db import changes, database
+from seo_engine.serve import api, hotpath, operations, problems, sitemaps, web
 from seo_engine.serve.cursors import CursorError
 from seo_engine.serve.directory import AmbiguousSite, SiteDirectory, UnknownSite
 from seo_engine.serve.limits import RequestLimits
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         listener = None
         if settings.page_cache_seconds > 0:
             watchers = (app.state.page_cache, app.state.validators)
-            listener = asyncio.create_task(pagecache.listen(dsn, settings, *watchers))
+            listener = asyncio.create_task(changes.listen(dsn, settings, *watchers))
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield

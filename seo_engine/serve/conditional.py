@@ -7,6 +7,8 @@ from email.utils import parsedate_to_datetime
 
 from starlette.requests import Request
 
+from seo_engine import etags
+
 
 def not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
     """If-None-Match (which wins) or If-Modified-Since says the client's copy is current."""
@@ -21,20 +23,13 @@ def is_current(
 ) -> bool:
     """The conditional-request check on raw header values (for the ASGI hot paths too)."""
     if if_none_match is not None:
-        return if_none_match.strip() == "*" or etag in listed_tags(if_none_match)
+        return etags.none_match(if_none_match, etag)
     if if_modified_since and modified is not None:
         try:
             return modified.replace(microsecond=0) <= parsedate_to_datetime(if_modified_since)
         except (TypeError, ValueError):
             return False
     return False
-
-
-def listed_tags(if_none_match: str) -> list[str]:
-    """The entity tags If-None-Match lists, weak ones as their strong form: it compares
-    them weakly (RFC 9110 13.1.2), so W/"x" matches "x" (a proxy that compresses may
-    have weakened the tag the client holds)."""
-    return [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

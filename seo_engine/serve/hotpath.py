@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from seo_engine import etags
 from seo_engine.db import database
-from seo_engine.generate import documents
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import api, conditional, html, limits, problems, web
 from seo_engine.serve.directory import (
@@ -147,7 +147,7 @@ class _Document:
 
     @staticmethod
     def entry(row: Any, with_body: bool) -> Entry:
-        tag = documents.etag(row["content_hash"])
+        tag = etags.of_document(row["content_hash"])
         headers = _raw(api.document_headers(tag, row["updated_at"]), JSON_TYPE, VARY)
         return Entry(tag, row["updated_at"], headers, row["document"] if with_body else None)
 
@@ -271,7 +271,7 @@ class HotPaths:
                 and request.if_none_match.strip() != "*"
                 and index.ready()
             ):
-                tag = target.current_tag(index, conditional.listed_tags(request.if_none_match))
+                tag = target.current_tag(index, etags.listed(request.if_none_match))
                 if tag is not None:
                     await respond(304, target.not_modified_headers(tag), None)
                     return True

@@ -14,7 +14,7 @@ from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import Expr, Getattr, Output
 from markupsafe import Markup, escape
 
-from seo_engine import resources
+from seo_engine import etags, resources
 from seo_engine.ingest.sites import Site
 
 try:  # MarkupSafe's C escaping of a str, without wrapping the result in Markup
@@ -169,9 +169,5 @@ def current_template_version() -> str:
 
 
 def page_etag(content_hash: bytes) -> str:
-    """Strong ETag of a rendered page: stored content hash plus template version."""
-    return f'"{content_hash.hex()}-{current_template_version()}"'
-
-
-def body_etag(body: bytes) -> str:
-    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    """A rendered page's ETag under the current page templates."""
+    return etags.of_page(content_hash, current_template_version())

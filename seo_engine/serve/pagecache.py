@@ -1,37 +1,26 @@
 """Each API worker's cache of what it served: page documents, rendered pages, and the
 versions that conditional requests check, so that hot pages cost no database round trip.
 
-Entries live at most `page_cache_seconds`. Whatever changes pages (`generate`, `seed`,
-`sites add`) sends NOTIFY on CHANNEL in its transaction; every worker listens and clears
-its cache when that commits. Behind a transaction-mode pooler LISTEN does not work, and the
-time limit alone bounds how stale a cached page can be.
+Entries live at most `page_cache_seconds`. Whatever changes pages sends a notification
+(db/changes.py) and every worker's listener clears its cache when that commits. Behind a
+transaction-mode pooler LISTEN does not work, and the time limit alone bounds how stale a
+cached page can be.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gzip
-import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
-from seo_engine.db import database
-from seo_engine.settings import Settings
-
-CHANNEL = "seo_engine_changes"
-NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
 # What an entry costs beside its bodies: its key, the Entry, its headers and the map's slot
 # (measured with tracemalloc: about 1.1 KB). Counting 512 let a cache of version-only
 # entries grow to twice its budget.
 ENTRY_OVERHEAD_BYTES = 1152
 GZIP_MIN_BYTES = 1024
-RECONNECT_SECONDS = 1.0
-log = logging.getLogger("seo_engine.pagecache")
 
 
 @dataclass(slots=True)
@@ -108,41 +97,3 @@ class PageCache:
 
     def _drop(self, key: Hashable) -> None:
         self._bytes -= self._entries.pop(key).size()
-
-
-class Watcher(Protocol):
-    def pages_changed(self, listening: bool) -> None:
-        """Pages may have changed; `listening`: whether the next change will be heard of."""
-
-
-async def listen(dsn: str, settings: Settings, *watchers: Watcher) -> None:
-    """Tell `watchers` (the page cache, validators.py's index) whenever pages change, until
-    cancelled. A lost connection counts as a change (changes may have been missed) and is
-    reopened.
-    """
-
-    def changed(listening: bool) -> None:
-        for watcher in watchers:
-            watcher.pages_changed(listening)
-
-    while True:
-        try:
-            await _listen_once(dsn, settings, changed)
-        except database.UNAVAILABLE as error:
-            log.debug("page cache listener: %s", type(error).__name__)
-        changed(False)
-        await asyncio.sleep(RECONNECT_SECONDS)
-
-
-async def _listen_once(dsn: str, settings: Settings, changed: Callable[[bool], None]) -> None:
-    connection = await database.connect(dsn, settings)
-    try:
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda *_: lost.set())
-        await connection.add_listener(CHANNEL, lambda *_: changed(True))
-        changed(True)
-        await lost.wait()
-    finally:
-        if not connection.is_closed():
-            with contextlib.suppress(*database.CONNECTION_ERRORS):
-                await connection.close(timeout=2)

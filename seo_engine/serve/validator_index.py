@@ -8,7 +8,7 @@ html.page_etag); the copy is current when the fingerprint of (site, path, that h
 the array. Telling a stale copy current needs its fingerprint to equal one of the live
 pages': a chance of pages / 2^64 per request (one in 4.6 trillion at 4 million pages).
 
-Freshness: the index is used only while the worker's change listener (pagecache.listen) is
+Freshness: the index is used only while the worker's change listener (db/changes.py) is
 connected. A NOTIFY from `generate`, `seed` or `sites add`, or a lost listener, drops it,
 and a build that saw either is discarded. Every VERIFY_SECONDS of use it also checks
 PostgreSQL's count of rows written to `pages`, so that a change without a NOTIFY (through
@@ -111,7 +111,7 @@ class ValidatorIndex:
         return fingerprint(site_id, path, content_hash_hex) in fingerprints
 
     def pages_changed(self, listening: bool) -> None:
-        """The listener's news (pagecache.Watcher): pages may have changed."""
+        """The listener's news (changes.Watcher): pages may have changed."""
         self._listening = listening
         self._drop()
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import URL
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from seo_engine import etags
 from seo_engine.db import database
 from seo_engine.db.database import Connection
 from seo_engine.ingest.sites import Site
@@ -43,7 +44,7 @@ class Rendered:
         alternate: str | None = None,
     ) -> None:
         self.body = body.encode()
-        self.etag = etag or html.body_etag(self.body)
+        self.etag = etag or etags.of_bytes(self.body)
         self.modified = modified
         self.indexable = indexable
         self.alternate = alternate
