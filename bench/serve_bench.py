@@ -498,7 +498,7 @@ def timed_sitemaps(host: str) -> tuple[float, int]:
     urls = 0
     with httpx.Client(base_url=BASE, timeout=120, headers={"host": host}) as client:
         index = client.get("/sitemap.xml").text
-        for loc in re.findall(r"<loc>[^<]*?(/sitemaps/[^<]+)</loc>", index):
+        for loc in re.findall(r"<loc>[^<]*?(/sitemap-[^<]+)</loc>", index):
             with client.stream("GET", loc) as response:
                 for chunk in response.iter_bytes():
                     urls += chunk.count(b"<url>")

@@ -87,6 +87,8 @@ async def test_nasty_path_segments_never_cause_a_server_error(
             "/in/{v}/",
             "/regions/{v}/",
             "/sitemaps/pages-{v}.xml",
+            "/sitemap-pages-{v}.xml.gz",
+            "/api/v1/pages/roof-repair/austin-tx?site={v}",
             "/{v}/page/2/",
         ):
             path = template.replace("{v}", quote(value, safe="%"))

@@ -244,45 +244,6 @@ async def test_the_host_header_picks_the_site(
     assert parse(default.text).h1 == ["Test Pros"]
 
 
-async def test_sitemaps_list_every_indexable_page_once(
-    site_client: httpx.AsyncClient, fresh_dsn: str
-) -> None:
-    from tests.seeding import afetch
-
-    await afetch(
-        fresh_dsn, "UPDATE pages SET indexable = false WHERE path = '/roof-repair/waco-tx'"
-    )
-    index = await site_client.get("/sitemap.xml")
-    assert index.headers["content-type"] == "application/xml"
-    shards = re.findall(r"<loc>https://test\.example(/sitemaps/[^<]+)</loc>", index.text)
-    assert shards == ["/sitemaps/hubs.xml", "/sitemaps/pages-1.xml"]
-    urls = re.findall(
-        r"<loc>https://test\.example([^<]+)</loc>",
-        (await site_client.get("/sitemaps/pages-1.xml")).text,
-    )
-    assert len(urls) == len(set(urls)) == len(SERVICES) * len(LOCATIONS) - 1
-    assert "/roof-repair/waco-tx" not in urls
-    for path in urls[:3]:
-        page = await site_client.get(path)
-        links = parse(page.text).links
-        canonical = [link["href"] for link in links if link.get("rel") == "canonical"]
-        assert canonical == [f"https://test.example{path}"]
-    gz = await site_client.get("/sitemaps/pages-1.xml.gz")
-    import gzip
-
-    assert gzip.decompress(gz.content).decode().count("<url>") == len(urls)
-    assert (await site_client.get("/sitemaps/pages-2.xml")).status_code == 404
-
-
-async def test_robots_txt_points_at_the_sitemap_and_keeps_crawlers_out_of_the_api(
-    site_client: httpx.AsyncClient,
-) -> None:
-    body = (await site_client.get("/robots.txt")).text
-    assert "Sitemap: https://test.example/sitemap.xml" in body
-    assert "Disallow: /api/" in body
-    assert "Allow: /" in body
-
-
 HOSTILE = '</script><script>alert("x")</script>\'"&<b>'
 
 
@@ -359,12 +320,8 @@ def test_static_export_writes_the_whole_site(fresh_dsn: str, tmp_path: Path) -> 
         "in/austin-tx/index.html",
         "regions/index.html",
         "regions/us-tx/index.html",
-        "sitemaps/pages-1.xml",
-        "sitemaps/pages-1.xml.gz",
-        "sitemaps/hubs.xml",
     ):
         assert (out / name).is_file(), name
-    assert (out / "sitemaps" / "pages-1.xml").read_text().count("<url>") == 8
     for href in parse((out / "index.html").read_text()).anchors:
         path = urlsplit(href).path
         if not path:  # the skip link (#main)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -11,24 +9,22 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from seo_engine import etags
+from seo_engine import paths
 from seo_engine.db import database
 from seo_engine.generate import documents
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import conditional, cursors, pages, problems, schemas
+from seo_engine.serve import answers, cursors, pages, problems, schemas
 from seo_engine.serve.cursors import CursorError
-from seo_engine.serve.dependencies import AppSettings, Pool
+from seo_engine.serve.dependencies import AnswerResources, AppSettings, Pool
 from seo_engine.serve.directory import SiteDirectory
-from seo_engine.serve.lookups import PageLookups
 from seo_engine.serve.pages import PageFilters
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 EXPORT_CHUNK = 1000
 NDJSON = "application/x-ndjson"
-API_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
-SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -45,12 +41,12 @@ router = APIRouter(prefix="/api/v1", tags=["api"], responses=PROBLEMS)
 SiteParam = Annotated[
     str | None,
     Query(
-        max_length=60,
-        pattern=SLUG_PATTERN,
+        max_length=paths.MAX_SITE_SLUG,
+        pattern=paths.SLUG_ANCHORED,
         description="Site slug; may be omitted when the database holds one site.",
     ),
 ]
-SlugParam = Annotated[str | None, Query(max_length=120, pattern=SLUG_PATTERN)]
+SlugParam = Annotated[str | None, Query(max_length=paths.MAX_SLUG, pattern=paths.SLUG_ANCHORED)]
 CursorParam = Annotated[
     str | None,
     Query(
@@ -65,15 +61,7 @@ SinceParam = Annotated[
     Query(description="Only pages changed at or after this time (ISO 8601); includes tombstones."),
 ]
 
-
-SLUG = re.compile(SLUG_PATTERN)
-
-
-def no_page(service: str, location: str) -> Response:
-    """404 that repeats the request only when it is a plain slug pair (no reflected input)."""
-    if SLUG.match(service) and SLUG.match(location) and len(service + location) < 250:
-        return problems.problem(404, f"no page {service}/{location}")
-    return problems.problem(404, "no such page")
+PathSlug = Annotated[str, Path(max_length=paths.MAX_SLUG, pattern=paths.SLUG_ANCHORED)]
 
 
 def json_response(
@@ -320,14 +308,6 @@ async def list_pages(
     return json_response(body, headers=_listing_headers(next_url))
 
 
-def document_headers(tag: str, modified: datetime) -> dict[str, str]:
-    return {
-        "ETag": tag,
-        "Last-Modified": conditional.http_date(modified),
-        "Cache-Control": API_CACHE,
-    }
-
-
 @router.get(
     "/pages/{service}/{location}",
     name="page_document",
@@ -335,31 +315,49 @@ def document_headers(tag: str, modified: datetime) -> dict[str, str]:
     summary="One whole page document",
     responses={304: {"description": "Not modified (If-None-Match / If-Modified-Since)"}},
 )
+@router.head("/pages/{service}/{location}", include_in_schema=False)
 async def page_document(
     request: Request,
-    pool: Pool,
-    settings: AppSettings,
-    service: Annotated[str, Path(max_length=120, pattern=SLUG_PATTERN, description="Service slug")],
-    location: Annotated[
-        str, Path(max_length=120, pattern=SLUG_PATTERN, description="Location slug")
-    ],
+    resources: AnswerResources,
+    service: Annotated[PathSlug, Path(description="Service slug")],
+    location: Annotated[PathSlug, Path(description="Location slug")],
     site: SiteParam = None,
 ) -> Response:
-    chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
-    lookups: PageLookups = request.app.state.lookups
-    key = (chosen.id, chosen.page_path(service, location))
-    if "if-none-match" in request.headers or "if-modified-since" in request.headers:
-        version = await lookups.versions.get(key)
-        if version is None:
-            return no_page(service, location)
-        tag = etags.of_document(version["content_hash"])
-        if conditional.not_modified(request, tag, version["updated_at"]):
-            return Response(status_code=304, headers=document_headers(tag, version["updated_at"]))
-    row = await lookups.pages.get(key)
-    if row is None:
-        return no_page(service, location)
-    headers = document_headers(etags.of_document(row["content_hash"]), row["updated_at"])
-    return Response(row["document"], media_type="application/json", headers=headers)
+    conditions = answers.Conditions.read(request.scope)
+    where = f"{request.method} {request.url.path}"
+    answer = await answers.document(resources, site, service, location, conditions, where)
+    return answers.as_response(answer)
+
+
+class ExportSlots:
+    """At most `size` exports stream at once in a process. A slot is taken before the
+    response starts, so that a burst beyond it gets 503s instead of 200s that queue."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+
+    def take(self) -> bool:
+        if self._free <= 0:
+            return False
+        self._free -= 1
+        return True
+
+    def give_back(self) -> None:
+        self._free += 1
+
+
+class _ExportStream(StreamingResponse):
+    """The export's response: gives its slot back when it ends, however it ends."""
+
+    def __init__(self, lines: AsyncIterator[bytes], slots: ExportSlots) -> None:
+        super().__init__(lines, media_type=NDJSON, headers={"Cache-Control": "no-store"})
+        self._slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slots.give_back()
 
 
 @router.get(
@@ -376,30 +374,21 @@ async def export(
     updated_since: SinceParam = None,
 ) -> Response:
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
-    slots: asyncio.Semaphore = request.app.state.export_slots
-    if slots.locked():
+    slots: ExportSlots = request.app.state.export_slots
+    if not slots.take():  # taken now, before the 200 is sent: a burst gets 503s, not a queue
         return problems.unavailable("too many exports are running; retry shortly")
     since = _aware(updated_since) if updated_since else None
     timeout = settings.acquire_timeout
 
     async def lines() -> AsyncIterator[bytes]:
         # No connection is held across a yield: a client that goes away costs nothing.
-        async with slots:
-            position: tuple[Any, ...] = (0,) if since is None else (since, 0)
-            while True:
-                async with database.acquire(pool, timeout) as connection:
-                    rows = await pages.export_chunk(connection, chosen, position, EXPORT_CHUNK)
-                if not rows:
-                    return
-                yield documents.ndjson(rows)
-                position = documents.next_position(rows, by_update=since is not None)
+        position: tuple[Any, ...] = (0,) if since is None else (since, 0)
+        while True:
+            async with database.acquire(pool, timeout) as connection:
+                rows = await pages.export_chunk(connection, chosen, position, EXPORT_CHUNK)
+            if not rows:
+                return
+            yield documents.ndjson(rows)
+            position = documents.next_position(rows, by_update=since is not None)
 
-    return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})
-
-
-async def on_unknown_site(request: Request, error: Exception) -> Response:
-    return problems.problem(404, str(error))
-
-
-async def on_bad_request(request: Request, error: Exception) -> Response:
-    return problems.problem(400, str(error))
+    return _ExportStream(lines(), slots)

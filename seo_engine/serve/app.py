@@ -9,14 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp
 
 from seo_engine import __version__
 from seo_engine.db import changes, database
-from seo_engine.serve import api, hotpath, operations, problems, sitemaps, web
-from seo_engine.serve.cursors import CursorError
-from seo_engine.serve.directory import AmbiguousSite, SiteDirectory, UnknownSite
+from seo_engine.serve import answers, api, handlers, hotpath, operations, sitemaps, web
+from seo_engine.serve.compression import Compression
+from seo_engine.serve.directory import SiteDirectory
 from seo_engine.serve.limits import RequestLimits
 from seo_engine.serve.lookups import PageLookups
 from seo_engine.serve.pagecache import PageCache
@@ -31,12 +30,19 @@ MB = 1024 * 1024
 class _App(FastAPI):
     """FastAPI with the hot paths in front of its whole middleware stack."""
 
+    hot_paths = True
+
     def build_middleware_stack(self) -> ASGIApp:
-        return hotpath.HotPaths(super().build_middleware_stack())
+        stack = super().build_middleware_stack()
+        return hotpath.HotPaths(stack) if self.hot_paths else stack
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the FastAPI app; the pool is created on startup and closed on shutdown."""
+def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
+    """Build the FastAPI app; the pool is created on startup and closed on shutdown.
+
+    Without `hot_paths` every request goes through FastAPI's routes, which answer pages
+    and documents through the same core (answers.py): the same answers, slower.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,11 +57,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool = pool
         app.state.sites = SiteDirectory()
         app.state.lookups = PageLookups(pool, settings.acquire_timeout)
-        app.state.export_slots = asyncio.Semaphore(settings.export_concurrency)
+        app.state.export_slots = api.ExportSlots(settings.export_concurrency)
         app.state.shards = sitemaps.ShardCache()
         app.state.page_cache = PageCache(settings.page_cache_seconds, settings.page_cache_mb * MB)
         app.state.validators = ValidatorIndex(pool, settings)
-        app.state.hot_paths = hotpath.Resources(
+        app.state.answers = answers.Resources(
             pool,
             settings.acquire_timeout,
             app.state.sites,
@@ -92,12 +98,10 @@ def create_app(settings: Settings) -> FastAPI:
         # request to find out, which measured as a quarter of a cached page's time in the app.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.hot_paths = hot_paths
     app.state.settings = settings
-    problems.install(app)
-    app.add_exception_handler(UnknownSite, api.on_unknown_site)
-    app.add_exception_handler(CursorError, api.on_bad_request)
-    app.add_exception_handler(AmbiguousSite, api.on_bad_request)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    handlers.install(app)
+    app.add_middleware(Compression)
     app.add_middleware(RequestLimits)
     app.include_router(operations.router)
     app.include_router(api.router)

@@ -7,6 +7,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from seo_engine.serve.answers import Resources
 from seo_engine.settings import Settings
 
 
@@ -20,5 +21,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _answers(request: Request) -> Resources:
+    resources: Resources = request.app.state.answers
+    return resources
+
+
 Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 AppSettings = Annotated[Settings, Depends(_settings)]
+AnswerResources = Annotated[Resources, Depends(_answers)]

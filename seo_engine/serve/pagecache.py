@@ -9,18 +9,18 @@ cached page can be.
 
 from __future__ import annotations
 
-import gzip
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from seo_engine.serve import compression
+
 # What an entry costs beside its bodies: its key, the Entry, its headers and the map's slot
 # (measured with tracemalloc: about 1.1 KB). Counting 512 let a cache of version-only
 # entries grow to twice its budget.
 ENTRY_OVERHEAD_BYTES = 1152
-GZIP_MIN_BYTES = 1024
 
 
 @dataclass(slots=True)
@@ -36,10 +36,10 @@ class Entry:
 
     def gzipped(self) -> bytes | None:
         """The body compressed once (and kept), or None when it is too small to bother."""
-        if self.body is None or len(self.body) < GZIP_MIN_BYTES:
+        if self.body is None or len(self.body) < compression.MIN_BYTES:
             return None
         if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+            self._gzipped = compression.gzip_once(self.body)
         return self._gzipped
 
     def size(self) -> int:

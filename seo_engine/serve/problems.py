@@ -1,4 +1,4 @@
-"""RFC 9457 problem+json errors and the handlers that turn exceptions into them."""
+"""RFC 9457 problem+json errors, and the one mapping of an exception to a problem."""
 
 from __future__ import annotations
 
@@ -7,33 +7,42 @@ from http import HTTPStatus
 
 import asyncpg
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from seo_engine.db.database import CONNECTION_ERRORS, DatabaseUnavailable
+from seo_engine import paths
+from seo_engine.db.database import UNAVAILABLE, DatabaseUnavailable
+from seo_engine.serve.cursors import CursorError
+from seo_engine.serve.directory import AmbiguousSite, UnknownSite
 
 PROBLEM_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
+UNAVAILABLE_DETAIL = "the database is unavailable; try again shortly"
+BAD_DATA_DETAIL = "the request contains characters or values the database cannot accept"
 log = logging.getLogger("seo_engine.problems")
 
 
-def problem(
-    status: int, detail: str, *, headers: dict[str, str] | None = None, title: str | None = None
-) -> Response:
-    """A problem+json response that no cache keeps."""
+def content(status: int, detail: str, title: str | None = None) -> bytes:
+    """A problem's body."""
     body = {
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
     }
+    return orjson.dumps(body)
+
+
+def header_fields(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A problem's headers: its type, and no cache keeps it."""
+    return {"Content-Type": PROBLEM_TYPE, "Cache-Control": "no-store", **(extra or {})}
+
+
+def problem(
+    status: int, detail: str, *, headers: dict[str, str] | None = None, title: str | None = None
+) -> Response:
+    """A problem+json response that no cache keeps."""
     return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type=PROBLEM_TYPE,
-        headers={"Cache-Control": "no-store", **(headers or {})},
+        content(status, detail, title), status_code=status, headers=header_fields(headers)
     )
 
 
@@ -42,51 +51,34 @@ def unavailable(detail: str) -> Response:
     return problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def internal_error() -> Response:
-    """500 for a bug: the details go to the log, never to the client."""
-    return problem(500, "internal error")
+def for_error(error: Exception, where: str) -> tuple[int, str, dict[str, str]]:
+    """The status, detail and headers of the problem an exception means (and its log line).
+
+    A database that cannot be reached or is too busy is a 503 with Retry-After whose
+    detail names nothing internal; a bug is a 500 whose details go to the log only.
+    """
+    if isinstance(error, UNAVAILABLE):
+        reason = error.reason if isinstance(error, DatabaseUnavailable) else type(error).__name__
+        log.warning("database unavailable on %s: %s", where, reason)
+        return 503, UNAVAILABLE_DETAIL, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(error, UnknownSite):
+        return 404, str(error), {}
+    if isinstance(error, AmbiguousSite | CursorError):
+        return 400, str(error), {}
+    if isinstance(error, asyncpg.DataError):
+        # e.g. a NUL byte or an out-of-range number that got past validation
+        return 400, BAD_DATA_DETAIL, {}
+    log.error("unexpected error on %s", where, exc_info=error)
+    return 500, "internal error", {}
 
 
-def _describe_validation(error: RequestValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
-async def _on_unavailable(request: Request, error: Exception) -> Response:
-    reason = error.reason if isinstance(error, DatabaseUnavailable) else type(error).__name__
-    log.warning("database unavailable: %s", reason)
-    return unavailable("the database is unavailable; try again shortly")
-
-
-async def _on_validation(request: Request, error: Exception) -> Response:
-    assert isinstance(error, RequestValidationError)
-    return problem(400, _describe_validation(error))
-
-
-async def _on_http(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HTTPException)
-    return problem(error.status_code, str(error.detail), headers=dict(error.headers or {}))
-
-
-async def _on_bad_data(request: Request, error: Exception) -> Response:
-    # e.g. a NUL byte or an out-of-range number that got past validation: the client's fault.
-    return problem(400, "the request contains characters or values the database cannot accept")
-
-
-async def _on_unexpected(request: Request, error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return internal_error()
-
-
-def install(app: FastAPI) -> None:
-    """Register the handlers that keep every error in problem+json form."""
-    app.add_exception_handler(DatabaseUnavailable, _on_unavailable)
-    for error_class in CONNECTION_ERRORS:
-        app.add_exception_handler(error_class, _on_unavailable)
-    app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(asyncpg.DataError, _on_bad_data)
-    app.add_exception_handler(HTTPException, _on_http)
-    app.add_exception_handler(Exception, _on_unexpected)
+def no_page_detail(service: str, location: str) -> str:
+    """A missing page's detail, which repeats the request only when it is a plain slug pair."""
+    if (
+        paths.SLUG_RE.fullmatch(service)
+        and paths.SLUG_RE.fullmatch(location)
+        and len(service) <= paths.MAX_SLUG
+        and len(location) <= paths.MAX_SLUG
+    ):
+        return f"no page {service}/{location}"
+    return "no such page"

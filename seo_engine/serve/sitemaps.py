@@ -1,8 +1,12 @@
-"""Sitemaps (an index plus shards of at most 50,000 URLs) and robots.txt, streamed."""
+"""Sitemaps (an index plus shards of at most 50,000 URLs) and robots.txt, streamed.
+
+Every sitemap lives at the site root: a sitemap may only list URLs under its own directory
+(sitemaps.org), and the pages are all over the site."""
 
 from __future__ import annotations
 
 import gzip
+import re
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -13,14 +17,17 @@ from xml.sax.saxutils import escape
 
 import asyncpg
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.datastructures import URL
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from seo_engine import etags
 from seo_engine.db import database
 from seo_engine.db.database import Connection
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import hubs
 from seo_engine.serve.dependencies import AppSettings, Pool
 from seo_engine.serve.directory import SiteDirectory
+from seo_engine.serve.rendering import HTML_CACHE
 
 URLS_PER_SHARD = 50_000
 CHUNK = 10_000
@@ -29,6 +36,10 @@ SITEMAP_CACHE = "public, max-age=3600, s-maxage=3600, stale-while-revalidate=864
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 URLSET_OPEN = '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
 INDEX_OPEN = '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+HUBS_FILE = "sitemap-hubs.xml"
+# A shard number as the index writes it: plain ASCII decimal (str.isdigit() also takes "²",
+# which int() refuses), no leading zero (a second URL for the same shard).
+SHARD_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
 
 # Live, indexable pages cut into shards of URLS_PER_SHARD by id, with each shard's range
 # and newest change; computed in one pass and cached for a minute.
@@ -99,16 +110,25 @@ def url_entry(base_url: str, path: str, lastmod: datetime | None) -> str:
     return entry + "</url>\n"
 
 
+def pages_file(number: int | str) -> str:
+    """The file name of page shard `number` (at the site root, as every sitemap is)."""
+    return f"sitemap-pages-{number}.xml"
+
+
 def index_xml(site: Site, shards: list[Shard], hubs_lastmod: datetime | None) -> str:
-    """The sitemap index: the hubs sitemap, then one entry per page shard."""
+    """The sitemap index: the hubs sitemap, then one entry per page shard.
+
+    It lists the plain `.xml` files: HTTP gzips them for every crawler that asks, and a
+    static host can send the `.gz` beside each (nginx `gzip_static`), so nothing is saved
+    by naming the `.gz`, while `.xml` stays readable to any client."""
     parts = [XML_HEAD, INDEX_OPEN]
-    hubs_entry = f"<sitemap><loc>{escape(site.base_url)}/sitemaps/hubs.xml</loc>"
+    hubs_entry = f"<sitemap><loc>{escape(site.base_url)}/{HUBS_FILE}</loc>"
     if hubs_lastmod is not None:
         hubs_entry += f"<lastmod>{_w3c(hubs_lastmod)}</lastmod>"
     parts.append(hubs_entry + "</sitemap>\n")
     for shard in shards:
         parts.append(
-            f"<sitemap><loc>{escape(site.base_url)}/sitemaps/pages-{shard.number}.xml</loc>"
+            f"<sitemap><loc>{escape(site.base_url)}/{pages_file(shard.number)}</loc>"
             f"<lastmod>{_w3c(shard.lastmod)}</lastmod></sitemap>\n"
         )
     parts.append("</sitemapindex>\n")
@@ -163,9 +183,15 @@ async def _site(request: Request, pool: Any, timeout: float) -> Site | None:
     return await directory.by_host(pool, timeout, request.headers.get("host", ""))
 
 
+def _current(request: Request, etag: str) -> bool:
+    """If-None-Match names the tag (weakly, as everywhere in the app) or is `*`."""
+    if_none_match = request.headers.get("if-none-match")
+    return if_none_match is not None and etags.none_match(if_none_match, etag)
+
+
 def _xml(body: str, request: Request, etag: str, compressed: bool = False) -> Response:
     headers = {"ETag": etag, "Cache-Control": SITEMAP_CACHE}
-    if request.headers.get("if-none-match", "") == etag:
+    if _current(request, etag):
         return Response(status_code=304, headers=headers)
     if compressed:
         return Response(
@@ -175,7 +201,7 @@ def _xml(body: str, request: Request, etag: str, compressed: bool = False) -> Re
 
 
 def _etag(*parts: object) -> str:
-    return f'"{zlib.crc32(repr(parts).encode()):08x}"'
+    return etags.quoted(f"{zlib.crc32(repr(parts).encode()):08x}")
 
 
 def _missing() -> Response:
@@ -209,8 +235,34 @@ async def sitemap_index(request: Request, pool: Pool, settings: AppSettings) -> 
     return _xml(index_xml(site, shards, newest), request, etag)
 
 
+def _moved(request: Request, path: str) -> Response:
+    """301 to `path`, kept as long as the HTML redirects are."""
+    target = URL(path=path, query=request.url.query)
+    return RedirectResponse(str(target), status_code=301, headers={"Cache-Control": HTML_CACHE})
+
+
+def _gz(request: Request) -> str:
+    return ".gz" if request.url.path.endswith(".gz") else ""
+
+
 @router.api_route("/sitemaps/hubs.xml", methods=["GET", "HEAD"])
 @router.api_route("/sitemaps/hubs.xml.gz", methods=["GET", "HEAD"])
+async def old_hubs_sitemap(request: Request) -> Response:
+    """Where the hubs sitemap used to be (under /sitemaps/, which its URLs are not)."""
+    return _moved(request, f"/{HUBS_FILE}{_gz(request)}")
+
+
+@router.api_route("/sitemaps/pages-{number}.xml", methods=["GET", "HEAD"])
+@router.api_route("/sitemaps/pages-{number}.xml.gz", methods=["GET", "HEAD"])
+async def old_pages_sitemap(request: Request, number: str) -> Response:
+    """Where the page shards used to be."""
+    if not SHARD_NUMBER.fullmatch(number):
+        return _missing()
+    return _moved(request, f"/{pages_file(number)}{_gz(request)}")
+
+
+@router.api_route(f"/{HUBS_FILE}", methods=["GET", "HEAD"])
+@router.api_route(f"/{HUBS_FILE}.gz", methods=["GET", "HEAD"])
 async def hubs_sitemap(request: Request, pool: Pool, settings: AppSettings) -> Response:
     site = await _site(request, pool, settings.acquire_timeout)
     if site is None:
@@ -221,13 +273,13 @@ async def hubs_sitemap(request: Request, pool: Pool, settings: AppSettings) -> R
     return _xml(body, request, _etag(site.id, zlib.crc32(body.encode()), compressed), compressed)
 
 
-@router.api_route("/sitemaps/pages-{number}.xml", methods=["GET", "HEAD"])
-@router.api_route("/sitemaps/pages-{number}.xml.gz", methods=["GET", "HEAD"])
+@router.api_route("/sitemap-pages-{number}.xml", methods=["GET", "HEAD"])
+@router.api_route("/sitemap-pages-{number}.xml.gz", methods=["GET", "HEAD"])
 async def pages_sitemap(
     request: Request, number: str, pool: Pool, settings: AppSettings
 ) -> Response:
     site = await _site(request, pool, settings.acquire_timeout)
-    if site is None or not number.isdigit() or len(number) > 6:
+    if site is None or not SHARD_NUMBER.fullmatch(number):
         return _missing()
     cache: ShardCache = request.app.state.shards
     async with database.acquire(pool, settings.acquire_timeout) as connection:
@@ -238,7 +290,7 @@ async def pages_sitemap(
     compressed = request.url.path.endswith(".gz")
     etag = _etag(site.id, shard.first_id, shard.last_id, shard.lastmod, shard.urls, compressed)
     headers = {"ETag": etag, "Cache-Control": SITEMAP_CACHE}
-    if request.headers.get("if-none-match", "") == etag:
+    if _current(request, etag):
         return Response(status_code=304, headers=headers)
     chunks = shard_chunks(pool, settings.acquire_timeout, site, shard)
     if compressed:

@@ -14,7 +14,7 @@ from seo_engine.db.database import Connection
 from seo_engine.generate import documents
 from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import hubs, pages, sitemaps, web
+from seo_engine.serve import hubs, pages, rendering, sitemaps
 from seo_engine.settings import Settings
 
 CHUNK = 1000
@@ -76,12 +76,12 @@ async def _write_sitemaps(connection: Connection, site: Site, root: Path) -> int
     newest = await connection.fetchval(sitemaps.NEWEST_DIMENSION, site.id)
     _write(root, "sitemap.xml", sitemaps.index_xml(site, shards, newest).encode())
     hubs_xml = (await sitemaps.hubs_xml(connection, site)).encode()
-    _write(root, "sitemaps/hubs.xml", hubs_xml)
-    _write(root, "sitemaps/hubs.xml.gz", gzip.compress(hubs_xml, 6, mtime=0))
+    # At the root, where the server has them: a sitemap may only list URLs under its folder.
+    _write(root, sitemaps.HUBS_FILE, hubs_xml)
+    _write(root, sitemaps.HUBS_FILE + ".gz", gzip.compress(hubs_xml, 6, mtime=0))
     for shard in shards:
-        name = f"sitemaps/pages-{shard.number}.xml"
+        name = sitemaps.pages_file(shard.number)
         target = _inside(root, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as plain, gzip.open(_inside(root, name + ".gz"), "wb", 6) as packed:
             for part in (sitemaps.XML_HEAD, sitemaps.URLSET_OPEN):
                 plain.write(part.encode())
@@ -125,18 +125,20 @@ async def export_static(
         while rows := await pages.export_chunk(connection, site, position, CHUNK):
             for row in rows:
                 _write(
-                    root, _page_file(row["path"]), web.render_page(site, row, alternate=False).body
+                    root,
+                    _page_file(row["path"]),
+                    rendering.render_page(site, row, alternate=False).body,
                 )
             report.pages += len(rows)
             advance(len(rows))
             position = (rows[-1]["id"],)
         for path in hub_paths:
-            rendered = await web.render_hub(connection, site, path)
+            rendered = await rendering.render_hub(connection, site, path)
             if rendered is not None:
                 _write(root, _hub_file(path), rendered.body)
                 report.hubs += 1
             advance(1)
-        _write(root, "404.html", web.not_found_html(site))
+        _write(root, "404.html", rendering.not_found_html(site))
         _write(root, "robots.txt", sitemaps.robots_txt(site, settings.robots_disallow_all).encode())
         report.sitemaps = await _write_sitemaps(connection, site, root)
     return report
