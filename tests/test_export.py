@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
@@ -9,9 +10,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import make_settings
+from seo_engine.serve.app import create_app
+from tests.conftest import _client, make_settings
 from tests.live import live_server
-from tests.seeding import SEEDS_DIR, cli, fetch, subset_of_bundled_locations
+from tests.seeding import SEEDS_DIR, cli, fetch, setup_site, subset_of_bundled_locations
 
 
 def build_bundled_site(dsn: str, tmp_path: Path, locations: int) -> int:
@@ -57,3 +59,19 @@ def test_a_client_that_disconnects_mid_export_frees_its_connection(
             time.sleep(0.1)
         assert response.status_code == 200
         assert response.text.count("\n") == pages
+
+
+async def test_a_burst_beyond_the_export_limit_gets_503s_at_once(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    """The slot is taken before the 200 is sent: the requests over the limit are told to
+    come back (503 + Retry-After) instead of being sent a 200 that waits for a slot."""
+    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
+    app = create_app(make_settings(fresh_dsn, export_concurrency=1))
+    async for client in _client(app):
+        burst = await asyncio.gather(*(client.get("/api/v1/export.ndjson") for _ in range(3)))
+        assert sorted(response.status_code for response in burst) == [200, 503, 503]
+        refused = next(response for response in burst if response.status_code == 503)
+        assert refused.headers["retry-after"] == "1"
+        # Slots are given back when a stream ends, so the next export is served.
+        assert (await client.get("/api/v1/export.ndjson")).status_code == 200
