@@ -136,7 +136,8 @@ async def test_stored_documents_are_built_for_pages_made_before_them(databases: 
         )
         ids = await connection.fetch("SELECT id, path FROM pages ORDER BY id")
 
-        assert [m.version for m in await migrate.migrate(connection)] == [documents.version]
+        applied = [m.version for m in await migrate.migrate(connection)]
+        assert applied == [m.version for m in migrate.available()[2:]]  # documents on
 
         rows = await connection.fetch("SELECT id, path, document FROM pages ORDER BY id")
         assert [(row["id"], row["path"]) for row in rows] == [tuple(row) for row in ids]

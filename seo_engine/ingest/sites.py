@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
@@ -15,22 +16,28 @@ import orjson
 from seo_engine import paths
 from seo_engine.db import changes
 from seo_engine.db.database import Connection
+from seo_engine.ingest import favicons
 from seo_engine.ingest.content import ContentError, ContentTemplates
 
 UPSERT = """
-INSERT INTO sites (slug, name, base_url, domain, locale, path_pattern, content, content_version)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+INSERT INTO sites (slug, name, base_url, domain, locale, path_pattern, content, content_version,
+                   favicon)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
 ON CONFLICT (slug) DO UPDATE SET
     name = excluded.name, base_url = excluded.base_url, domain = excluded.domain,
     locale = excluded.locale, path_pattern = excluded.path_pattern,
-    content = excluded.content, content_version = excluded.content_version, updated_at = now()
+    content = excluded.content, content_version = excluded.content_version,
+    favicon = excluded.favicon, updated_at = now()
 WHERE (sites.name, sites.base_url, sites.domain, sites.locale, sites.path_pattern,
-       sites.content_version)
+       sites.content_version, sites.favicon)
    IS DISTINCT FROM (excluded.name, excluded.base_url, excluded.domain, excluded.locale,
-       excluded.path_pattern, excluded.content_version)
+       excluded.path_pattern, excluded.content_version, excluded.favicon)
 RETURNING (xmax = 0) AS created
 """
-SELECT_COLUMNS = "id, slug, name, base_url, domain, locale, path_pattern, content, content_version"
+SELECT_COLUMNS = (
+    "id, slug, name, base_url, domain, locale, path_pattern, content, content_version, favicon_tag"
+)
+SELECT_FAVICON = "SELECT favicon, favicon_tag FROM sites WHERE id = $1"
 SELECT_ALL = f"SELECT {SELECT_COLUMNS} FROM sites ORDER BY id"  # noqa: S608 (constant)
 SELECT_BY_SLUG = f"SELECT {SELECT_COLUMNS} FROM sites WHERE slug = $1"  # noqa: S608 (constant)
 
@@ -58,6 +65,8 @@ class Site:
     content: dict[str, Any]
     content_version: str
     options: GenerateOptions = field(default_factory=GenerateOptions)
+    # A hash of the site's own favicon (stored in the database); None: the default icon.
+    favicon_tag: str | None = None
 
     def page_path(self, service_slug: str, location_slug: str) -> str:
         """The path of the page of a service in a location, by the site's path pattern."""
@@ -72,6 +81,7 @@ class SiteDefinition:
     locale: str
     path_pattern: str
     content: dict[str, Any]
+    favicon: bytes | None = None  # the icon file the site file names, checked
 
     @property
     def domain(self) -> str:
@@ -149,8 +159,22 @@ def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
     )
 
 
+def read_favicon(site_file: Path, name: str) -> bytes:
+    """The favicon a site file names (relative to the site file's folder), checked."""
+    target = site_file.parent / name
+    try:
+        with target.open("rb") as icon:
+            body = icon.read(favicons.MAX_BYTES + 1)  # enough to know it is too big
+        favicons.check(body)
+    except OSError as error:
+        raise SiteError(f"{site_file}: favicon {target}: {error.strerror}") from None
+    except favicons.FaviconError as error:
+        raise SiteError(f"{site_file}: favicon {target} {error}") from None
+    return body
+
+
 def load_definition(path: Path) -> SiteDefinition:
-    """Read and validate a site file."""
+    """Read and validate a site file, and the favicon file it names, if any."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -159,7 +183,11 @@ def load_definition(path: Path) -> SiteDefinition:
         raise SiteError(f"{path}: is not valid UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise SiteError(f"{path}: invalid TOML: {error}") from None
-    return parse_definition(data, str(path))
+    definition = parse_definition(data, str(path))
+    if "favicon" not in data:
+        return definition
+    favicon = read_favicon(path, _text(data, "favicon", str(path)))
+    return dataclasses.replace(definition, favicon=favicon)
 
 
 def _site(row: asyncpg.Record) -> Site:
@@ -175,6 +203,7 @@ def _site(row: asyncpg.Record) -> Site:
         content=content,
         content_version=row["content_version"],
         options=GenerateOptions(**content.get("generate", {})),
+        favicon_tag=row["favicon_tag"],
     )
 
 
@@ -191,6 +220,7 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
             definition.path_pattern,
             orjson.dumps(definition.content).decode(),
             definition.content_version,
+            definition.favicon,
         )
     except asyncpg.UniqueViolationError:
         raise SiteError(f"another site already uses the domain {definition.domain}") from None
@@ -198,6 +228,14 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
     if outcome == "updated":  # templates or base URL may have changed: drop cached pages
         await changes.notify(connection)
     return await find(connection, definition.slug), outcome
+
+
+async def stored_favicon(connection: Connection, site_id: int) -> tuple[bytes, str] | None:
+    """A site's own favicon and its tag, None if it has none (or no longer exists)."""
+    row = await connection.fetchrow(SELECT_FAVICON, site_id)
+    if row is None or row["favicon"] is None:
+        return None
+    return bytes(row["favicon"]), row["favicon_tag"]
 
 
 async def all_sites(connection: Connection) -> list[Site]:

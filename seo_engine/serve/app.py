@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from seo_engine import __version__
 from seo_engine.db import changes, database
-from seo_engine.serve import answers, api, handlers, hotpath, operations, sitemaps, web
+from seo_engine.serve import answers, api, favicon, handlers, hotpath, operations, sitemaps, web
 from seo_engine.serve.compression import Compression
 from seo_engine.serve.directory import SiteDirectory
 from seo_engine.serve.limits import RequestLimits
@@ -106,5 +106,6 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(api.router)
     app.include_router(sitemaps.router)
+    app.include_router(favicon.router)
     app.include_router(web.router)  # last: its catch-all route serves every other path
     return app

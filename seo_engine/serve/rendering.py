@@ -13,7 +13,7 @@ import orjson
 from seo_engine import etags, paths
 from seo_engine.db.database import Connection
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import conditional, html, hubs
+from seo_engine.serve import conditional, html, hubs, structured_data
 
 HTML_CACHE = (
     "public, max-age=300, s-maxage=86400, stale-while-revalidate=86400, stale-if-error=604800"
@@ -100,9 +100,16 @@ def render_page(site: Site, row: Any, *, alternate: bool = True) -> Rendered:
 
 
 def _hub(site: Site, template: str, title: str, description: str, path: str, **context: Any) -> str:
-    crumbs = [{"name": "Home", "url": f"{site.base_url}/"}]
+    """A hub's page: the home page says who the site is (WebSite, Organization), every
+    other hub shows its breadcrumb trail and carries it as a BreadcrumbList."""
+    crumbs = []
+    json_ld = [structured_data.home(site)]
     if path != "/":
-        crumbs.append({"name": context.pop("crumb", title), "url": site.base_url + path})
+        crumbs = [
+            {"name": "Home", "url": f"{site.base_url}/"},
+            {"name": context.pop("crumb", title), "url": site.base_url + path},
+        ]
+        json_ld = [structured_data.breadcrumb_list(crumbs)]
     return html.render(
         site,
         template,
@@ -111,8 +118,8 @@ def _hub(site: Site, template: str, title: str, description: str, path: str, **c
         canonical=site.base_url + path,
         indexable=True,
         json_url=None,
-        json_ld=[],
-        breadcrumbs=crumbs if path != "/" else [],
+        json_ld=json_ld,
+        breadcrumbs=crumbs,
         **context,
     )
 

@@ -1,4 +1,4 @@
-"""Write a site to files: every page, hub, 404, sitemaps and robots.txt (or NDJSON)."""
+"""Write a site to files: every page, hub, 404, favicon, sitemaps and robots.txt (or NDJSON)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from seo_engine.db.database import Connection
 from seo_engine.generate import documents
 from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import hubs, pages, rendering, sitemaps
+from seo_engine.serve import favicon, hubs, pages, rendering, sitemaps
 from seo_engine.settings import Settings
 
 CHUNK = 1000
@@ -139,6 +139,7 @@ async def export_static(
                 report.hubs += 1
             advance(1)
         _write(root, "404.html", rendering.not_found_html(site))
+        _write(root, "favicon.ico", (await favicon.icon_of(connection, site)).body)
         _write(root, "robots.txt", sitemaps.robots_txt(site, settings.robots_disallow_all).encode())
         report.sitemaps = await _write_sitemaps(connection, site, root)
     return report
