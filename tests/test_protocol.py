@@ -6,16 +6,19 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
-from seo_engine.serve.protocol import CoalescingTransport
+from seo_engine.serve.protocol import CoalescingHttpToolsProtocol, CoalescingTransport
 from tests.conftest import make_settings
 from tests.live import live_server
-from tests.seeding import setup_site
+from tests.pins import pinned_below_next_minor
 
 DOCUMENT = "/api/v1/pages/roof-repair/austin-tx"
 
@@ -44,7 +47,7 @@ async def test_writes_of_one_callback_are_sent_together_when_it_ends() -> None:
         transport.write(b"body")
         with pytest.raises(BlockingIOError):  # held until the loop moves on
             peer.recv(65536)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the loop moving on is the behaviour here, not a wait
         assert await received(peer) == b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"
         transport.write(b"next")  # a later iteration's write is not lost either
         assert await received(peer) == b"next"
@@ -59,10 +62,18 @@ async def test_closing_sends_what_is_held_first() -> None:
         assert transport.is_closing()
 
 
+async def test_lines_written_at_once_queue_behind_what_is_held() -> None:
+    async with connected() as (transport, peer):
+        transport.write(b"head ")
+        transport.writelines([b"body ", b"end"])
+        await asyncio.sleep(0)  # one turn of the loop: the held writes leave at its end
+        assert await received(peer) == b"head body end"
+
+
 async def test_empty_writes_schedule_nothing() -> None:
     async with connected() as (transport, peer):
         transport.write(b"")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop, in which nothing may be sent
         with pytest.raises(BlockingIOError):
             peer.recv(65536)
 
@@ -89,11 +100,10 @@ def read_response(stream: socket.socket, buffer: bytearray, method: str) -> tupl
 
 
 def test_pipelined_responses_arrive_whole_and_in_order_through_the_real_server(
-    fresh_dsn: str, tmp_path: Path
+    site_dsn: str,
 ) -> None:
     """A document, its 304, a HEAD, a 404 and an HTML page on one connection, sent at once."""
-    setup_site(fresh_dsn, tmp_path)
-    with live_server(make_settings(fresh_dsn)) as url:
+    with live_server(make_settings(site_dsn)) as url:
         document = httpx.get(f"{url}{DOCUMENT}")
         assert document.status_code == 200
         etag = document.headers["etag"]
@@ -115,3 +125,51 @@ def test_pipelined_responses_arrive_whole_and_in_order_through_the_real_server(
     assert answers[1][1] == answers[2][1] == b""
     assert answers[4][1].startswith(b"<!doctype html>")
     assert buffer == b""
+
+
+async def streamed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app answering with its path, the body in two parts a loop iteration apart."""
+    part = scope["path"].encode() * 3
+    headers = [(b"content-length", str(2 * len(part)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": part, "more_body": True})
+    await asyncio.sleep(0)  # the second part in a later loop iteration is the point
+    await send({"type": "http.response.body", "body": part})
+
+
+async def exchange(protocol_class: type[HttpToolsProtocol], requests: bytes) -> tuple[bytes, Any]:
+    """What a client receives from `protocol_class` serving `streamed` on one connection
+    until the server closes it, and the transport the protocol wrote through."""
+    loop = asyncio.get_running_loop()
+    config = uvicorn.Config(streamed, lifespan="off", log_config=None)
+    config.load()
+    protocol = protocol_class(config, ServerState(), {}, loop)
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+    try:
+        await loop.sock_sendall(theirs, requests)
+        answer = bytearray()
+        while chunk := await asyncio.wait_for(loop.sock_recv(theirs, 65536), 5):
+            answer += chunk
+        return bytes(answer), protocol.transport
+    finally:
+        transport.close()
+        theirs.close()
+
+
+async def test_responses_are_byte_for_byte_what_uvicorns_own_protocol_sends() -> None:
+    """Fails if uvicorn moves what the subclass relies on: its protocol must write through
+    our transport (`connection_made`), and every write must leave in order."""
+    requests = b"".join(
+        f"GET /{name} HTTP/1.1\r\nHost: t\r\n{close}\r\n".encode()
+        for name, close in (("a", ""), ("bb", ""), ("ccc", "Connection: close\r\n"))
+    )
+    ours, transport = await exchange(CoalescingHttpToolsProtocol, requests)
+    theirs, _ = await exchange(HttpToolsProtocol, requests)
+    assert isinstance(transport, CoalescingTransport)
+    assert ours == theirs and ours.count(b"HTTP/1.1 200 OK") == 3 and ours.endswith(b"/ccc" * 6)
+
+
+def test_uvicorn_is_pinned_below_its_next_minor() -> None:
+    assert pinned_below_next_minor("uvicorn")

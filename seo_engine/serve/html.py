@@ -10,13 +10,15 @@ from typing import Any
 
 import jinja2
 import orjson
-from jinja2.compiler import CodeGenerator, Frame, optimizeconst
-from jinja2.nodes import Expr, Getattr, Output
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.nodes import Expr, Output
 from markupsafe import Markup, escape
 
 from seo_engine import etags, resources
 from seo_engine.ingest.sites import Site
 
+# Private APIs, kept because they pay (bench/RESULTS.md, 2026-12-02) and pinned in
+# pyproject.toml (jinja2 <3.2, markupsafe <3.1); tests/test_html.py fails if they move.
 try:  # MarkupSafe's C escaping of a str, without wrapping the result in Markup
     from markupsafe._speedups import _escape_inner
 except ImportError:  # pragma: no cover (pure-Python MarkupSafe)
@@ -42,8 +44,9 @@ def escape_output(value: Any) -> str:
 
 class _PageCodeGenerator(CodeGenerator):
     """Compiles autoescaped output to `escape_output(…)` (markupsafe's `escape` wraps every
-    value in a Markup object, which was a quarter of rendering a page), a dict's keys to
-    inline lookups and each output statement to one `yield`."""
+    value in a Markup object: a page took 42% more instructions with it) and each output
+    statement to one `yield` (10% more without). Both override Jinja's compiler internals
+    (`_output_child_pre`, `visit_Output`); a test compares the output with plain Jinja's."""
 
     def _output_child_pre(
         self, node: Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo
@@ -55,20 +58,10 @@ class _PageCodeGenerator(CodeGenerator):
         if finalize.src is not None:
             self.write(finalize.src)
 
-    @optimizeconst
-    def visit_Getattr(self, node: Getattr, frame: Frame) -> None:
-        """`page.title` as an inline key lookup when `page` is a dict holding the key, else
-        `environment.getattr` (about a hundred a page, each a Python call): 5% fewer
-        instructions to render a page. `_value` is the object, named once for both."""
-        key = repr(node.attr)
-        self.write(f"(_value[{key}] if type(_value := ")
-        self.visit(node.node, frame)
-        self.write(f") is dict and {key} in _value else environment.getattr(_value, {key}))")
-
     def visit_Output(self, node: Output, frame: Frame) -> None:
         """One `yield` per output statement, of its parts joined, instead of one per part
         (about 250 a page): each yield passes through the block's, the layout's and the
-        page's generators. A page took 12% fewer instructions to render."""
+        page's generators."""
         if frame.buffer is not None or frame.require_output_check or len(node.nodes) < 2:
             super().visit_Output(node, frame)
             return

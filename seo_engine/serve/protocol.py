@@ -6,11 +6,16 @@ two TCP segments per response, each waking the client. Writes made while the eve
 runs one callback are held and leave together when it ends (`call_soon`), so that a
 response sent in one go (every response of the hot paths) costs one system call; nothing
 waits longer than that loop iteration.
+
+uvicorn's protocol classes are not a public API: this relies on `connection_made` taking
+the transport and on `self.loop`, so uvicorn is pinned below its next minor (pyproject.toml)
+and tests/test_protocol.py checks that its responses are byte for byte uvicorn's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -34,6 +39,10 @@ class CoalescingTransport:
             self._loop.call_soon(self.flush)
         else:
             self._held.append(data)
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        for data in lines:  # held too, so that nothing overtakes what is held
+            self.write(data)
 
     def flush(self) -> None:
         held, self._held = self._held, None
