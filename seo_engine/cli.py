@@ -81,19 +81,23 @@ def reported_errors() -> Iterator[None]:
     except SeedRejected as error:
         show_rejections(error.report)
         fail(str(error), EXIT_DATA)
+    # Before PostgresError: most connection errors are PostgresErrors too (a terminated
+    # backend raises AdminShutdownError), and they mean "unavailable", not "bug".
+    except database.CONNECTION_ERRORS as error:
+        fail(f"{_connection_failure(error)}; nothing was committed by this step", EXIT_UNAVAILABLE)
     except asyncpg.PostgresError as error:
         fail(f"database error: {error}; nothing was committed by this step", EXIT_SOFTWARE)
-    except database.CONNECTION_ERRORS as error:
-        fail(
-            f"lost the database connection ({type(error).__name__}); "
-            "nothing was committed by this step",
-            EXIT_UNAVAILABLE,
-        )
     except KeyboardInterrupt:
         fail(
             "interrupted; the stored data is unchanged (each load commits in one transaction)",
             EXIT_INTERRUPTED,
         )
+
+
+def _connection_failure(error: Exception) -> str:
+    if isinstance(error, asyncpg.QueryCanceledError):  # statement_timeout or pg_cancel_backend
+        return f"the database cancelled a statement ({error})"
+    return f"lost the database connection ({type(error).__name__})"
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -18,7 +21,17 @@ import pytest
 from tests.conftest import make_settings
 from tests.disposable import BlackHoleProxy, disposable_server
 from tests.live import free_port, live_server, served
-from tests.seeding import afetch, cli, setup_site
+from tests.seeding import (
+    LOCATION_HEADER,
+    LOCATIONS,
+    afetch,
+    cli,
+    fetch,
+    setup_site,
+    subset_of_bundled_locations,
+    write,
+)
+from tests.waiting import until, until_async
 
 pytestmark = pytest.mark.faults
 
@@ -41,7 +54,7 @@ async def statuses_over(
                         assert response.headers["content-type"] == "application/problem+json"
                 except httpx.HTTPError as error:
                     results.append((time.monotonic() - started, type(error).__name__))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the load's pace (about 50 requests/s per client)
 
         await asyncio.gather(*(loop() for _ in range(clients)))
     return results
@@ -56,7 +69,7 @@ def test_a_database_restart_under_load_gives_503s_then_recovers(tmp_path: Path) 
             timeline: dict[str, float] = {}
 
             async def scenario() -> list[tuple[float, object]]:
-                async def fault() -> None:
+                async def fault() -> None:  # the outage's timeline is the scenario itself
                     await asyncio.sleep(crash_at)
                     await asyncio.to_thread(server.crash)
                     await asyncio.sleep(restart_at - crash_at)
@@ -107,10 +120,11 @@ def test_a_black_holed_database_times_out_requests_and_recovers(tmp_path: Path) 
                     assert elapsed < 1.0 + 3.5 + 0.5, f"a request took {elapsed:.1f}s"
                 assert client.get("/healthz").status_code == 200
                 proxy.recover()
-                deadline = time.monotonic() + 10
-                while client.get("/api/v1/pages/roof-repair/austin-tx").status_code != 200:
-                    assert time.monotonic() < deadline, "no recovery after the proxy healed"
-                    time.sleep(0.2)
+                until(
+                    lambda: client.get("/api/v1/pages/roof-repair/austin-tx").status_code == 200,
+                    10,
+                    "a 200 after the proxy healed",
+                )
         finally:
             proxy.close()
 
@@ -176,7 +190,7 @@ def test_pool_exhaustion_sheds_load_with_503_and_healthz_stays_fast(
                         started = time.monotonic()
                         assert (await client.get("/healthz")).status_code == 200
                         times.append(time.monotonic() - started)
-                        await asyncio.sleep(0.1)
+                        await asyncio.sleep(0.1)  # probes spread over the burst, not a wait
                     return times
 
                 burst = asyncio.gather(*(one() for _ in range(1000)))
@@ -200,6 +214,27 @@ def test_pool_exhaustion_sheds_load_with_503_and_healthz_stays_fast(
     assert sorted(health_times)[len(health_times) // 2] < 0.5
 
 
+async def waiting_on_a_lock(dsn: str) -> bool:
+    """Whether a backend of the app is waiting for a lock in `dsn`'s database."""
+    rows = await afetch(
+        dsn,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = 'seo-engine' AND wait_event_type = 'Lock'",
+    )
+    return bool(rows[0]["n"])
+
+
+async def refusing_connections(port: int) -> bool:
+    """Whether the server on `port` has closed its listening socket (its shutdown began)."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
+
+
 def test_sigterm_lets_a_request_finish_cuts_an_export_and_closes_the_pool(
     fresh_dsn: str, tmp_path: Path
 ) -> None:
@@ -216,14 +251,14 @@ def test_sigterm_lets_a_request_finish_cuts_an_export_and_closes_the_pool(
         text=True,
     ) as server:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def ready() -> bool:
             try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
+                return httpx.get(f"{url}/readyz").status_code == 200
             except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+                return False
+
+        until(ready, 30, "the server to be ready")
 
         exited: list[float] = []
         watcher = threading.Thread(target=lambda: (server.wait(), exited.append(time.monotonic())))
@@ -244,10 +279,14 @@ def test_sigterm_lets_a_request_finish_cuts_an_export_and_closes_the_pool(
                 await transaction.start()
                 await blocker.execute("LOCK TABLE services IN ACCESS EXCLUSIVE MODE")
                 slow = asyncio.create_task(client.get("/api/v1/services"))
-                await asyncio.sleep(0.3)
+                await until_async(
+                    functools.partial(waiting_on_a_lock, fresh_dsn), 10, "the request to block"
+                )
                 server.send_signal(signal.SIGTERM)
                 signalled = time.monotonic()
-                await asyncio.sleep(0.5)
+                await until_async(
+                    functools.partial(refusing_connections, port), 10, "the shutdown to begin"
+                )
                 await transaction.rollback()  # the in-flight request can now finish
                 response = await slow
                 cut = False
@@ -276,16 +315,22 @@ def test_sigterm_lets_a_request_finish_cuts_an_export_and_closes_the_pool(
     assert connections[0]["n"] == 0
 
 
-def test_a_crash_during_seed_commits_nothing_and_says_so(tmp_path: Path) -> None:
+def big_locations_file(tmp_path: Path) -> Path:
+    """400,000 valid locations: a seed that takes seconds, long enough to be cut short."""
     from tests.seeding import LOCATION_HEADER
 
+    big = tmp_path / "big.csv"
+    with big.open("w") as out:
+        out.write(LOCATION_HEADER + "\n")
+        for n in range(400_000):
+            out.write(f"{n + 100},town-{n},Town {n},Texas,TX,US,{n},30.{n % 1000:03d},-97.5,\n")
+    return big
+
+
+def test_a_crash_during_seed_commits_nothing_and_says_so(tmp_path: Path) -> None:
     with disposable_server(tmp_path) as server:
         setup_site(server.dsn, tmp_path, generate=False)
-        big = tmp_path / "big.csv"
-        with big.open("w") as out:
-            out.write(LOCATION_HEADER + "\n")
-            for n in range(400_000):
-                out.write(f"{n + 100},town-{n},Town {n},Texas,TX,US,{n},30.{n % 1000:03d},-97.5,\n")
+        big = big_locations_file(tmp_path)
         env = {**os.environ, "DATABASE_URL": server.dsn}
         with subprocess.Popen(
             [sys.executable, "-m", "seo_engine", "seed", "locations", str(big)],
@@ -294,16 +339,18 @@ def test_a_crash_during_seed_commits_nothing_and_says_so(tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
         ) as seeding:
-            # Crash once seed is in its transaction (the CLI starts slowly on a busy machine).
+            # Crash once seed is copying rows in its transaction (the CLI starts slowly on a
+            # busy machine); `query` is the backend's current or last statement.
             in_transaction = (
                 "SELECT count(*) AS n FROM pg_stat_activity "
-                "WHERE application_name = 'seo-engine' AND xact_start IS NOT NULL"
+                "WHERE application_name = 'seo-engine' AND xact_start IS NOT NULL "
+                "AND query LIKE 'COPY%'"
             )
-            deadline = time.monotonic() + 30
-            while not asyncio.run(afetch(server.dsn, in_transaction))[0]["n"]:
-                assert time.monotonic() < deadline, "seed did not start its transaction"
-                time.sleep(0.05)
-            time.sleep(0.2)
+            until(
+                lambda: asyncio.run(afetch(server.dsn, in_transaction))[0]["n"],
+                30,
+                "seed to copy rows in its transaction",
+            )
             assert seeding.poll() is None, "seed finished before the crash"
             server.crash()
             crashed = time.monotonic()
@@ -340,16 +387,19 @@ def test_a_crash_during_generate_merges_nothing_and_a_rerun_converges(tmp_path: 
             stderr=subprocess.PIPE,
             text=True,
         ) as generating:
-            deadline = time.monotonic() + 60
-            while not asyncio.run(
-                afetch(
+
+            def staging() -> bool:  # the workers have staged pages: the merge is to come
+                assert generating.poll() is None, "generate finished before the crash"
+                stages = fetch(
                     server.dsn,
                     "SELECT tablename FROM pg_tables WHERE tablename LIKE 'generate_stage_%'",
                 )
-            ):
-                assert time.monotonic() < deadline and generating.poll() is None
-                time.sleep(0.05)
-            time.sleep(0.5)
+                if not stages:
+                    return False
+                staged = fetch(server.dsn, f"SELECT count(*) AS n FROM {stages[0]['tablename']}")
+                return bool(staged[0]["n"])
+
+            until(staging, 60, "generate to stage pages")
             server.crash()
             crashed = time.monotonic()
             _, errors = generating.communicate(timeout=30)
@@ -364,3 +414,200 @@ def test_a_crash_during_generate_merges_nothing_and_a_rerun_converges(tmp_path: 
         assert cli(server.dsn, "generate").exit_code == 0
         again = cli(server.dsn, "generate")
         assert f"0 updated, {len(before):,} unchanged" in again.stdout
+
+
+# The job's backends are the test database's connections that the CLI names 'seo-engine'.
+TERMINATE_RUNNING = """
+SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = 'seo-engine'
+  AND state = 'active' AND query LIKE $1
+"""
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When to cut a job short: as soon as one of its backends runs a statement like
+    `running`. With the `locked` table held by the test, that statement waits there."""
+
+    running: str
+    locked: str | None = None
+    mode: str = "ACCESS EXCLUSIVE"  # the lock the test holds on `locked`
+
+
+# Cut inside a transaction block, asyncpg reports the dead connection from the block's
+# rollback (InterfaceError); a statement outside one raises the server's own error, e.g.
+# AdminShutdownError, which is a PostgresError too. The locks make those moments last.
+SEED_COPYING_ROWS = Moment('COPY "stage"%')
+SEED_FINDING_ITS_SITE = Moment("%FROM sites%", locked="sites")
+MERGER_COPYING_NEW_PAGES = Moment('COPY "pages"%')
+WORKER_STAGING_CHANGED_PAGES = Moment('COPY "generate_stage_%')
+MERGER_COUNTING_LOCATIONS = Moment("SELECT count(*) FROM locations%", locked="locations")
+# After the commit, the job refreshes the table's statistics; a lock that lets writes by
+# but not ANALYZE holds it there.
+SEED_ANALYZING = Moment("ANALYZE locations%", locked="locations", mode="SHARE UPDATE EXCLUSIVE")
+GENERATE_ANALYZING = Moment("ANALYZE pages%", locked="pages", mode="SHARE UPDATE EXCLUSIVE")
+
+
+async def terminated(
+    watcher: asyncpg.Connection, job: asyncio.subprocess.Process, running: str
+) -> bool:
+    assert job.returncode is None, f"the job ended before it ran {running}"
+    return any(row["terminated"] for row in await watcher.fetch(TERMINATE_RUNNING, running))
+
+
+def run_cut_short(dsn: str, moment: Moment, *args: str) -> tuple[int, str]:
+    """Run `seo-engine ARGS`, terminate its backend(s) at `moment`; exit code and stderr."""
+
+    async def scenario() -> tuple[int, str]:
+        watcher = await asyncpg.connect(dsn)
+        blocker = await asyncpg.connect(dsn)
+        job: asyncio.subprocess.Process | None = None
+        try:
+            lock = blocker.transaction()
+            await lock.start()
+            if moment.locked is not None:
+                await blocker.execute(f"LOCK TABLE {moment.locked} IN {moment.mode} MODE")
+            job = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "seo_engine", *args),
+                env={**os.environ, "DATABASE_URL": dsn},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            cut = functools.partial(terminated, watcher, job, moment.running)
+            await until_async(cut, 60, f"the job to run {moment.running}")
+            await lock.rollback()
+            async with asyncio.timeout(60):
+                _, errors = await job.communicate()
+            assert job.returncode is not None
+            return job.returncode, errors.decode()
+        finally:
+            if job is not None and job.returncode is None:
+                job.kill()  # a job that hangs on its dead connection must not hang the run
+                await job.communicate()
+            await watcher.close()
+            await blocker.close()
+
+    return asyncio.run(scenario())
+
+
+def assert_lost_connection(code: int, errors: str) -> None:
+    assert code == 69, errors
+    assert "Traceback" not in errors
+    last = errors.strip().splitlines()[-1]
+    assert last.startswith("error: lost the database connection"), last
+    assert "nothing was merged" in last or "nothing was committed" in last, last
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [SEED_COPYING_ROWS, SEED_FINDING_ITS_SITE],
+    ids=["copying-rows", "finding-its-site"],
+)
+def test_a_backend_terminated_during_seed_exits_69_and_commits_nothing(
+    fresh_dsn: str, tmp_path: Path, moment: Moment
+) -> None:
+    setup_site(fresh_dsn, tmp_path, generate=False)
+    big = big_locations_file(tmp_path)
+    before = fetch(fresh_dsn, "SELECT * FROM locations ORDER BY id")
+    code, errors = run_cut_short(fresh_dsn, moment, "seed", "locations", str(big))
+    assert_lost_connection(code, errors)
+    assert fetch(fresh_dsn, "SELECT * FROM locations ORDER BY id") == before
+
+
+def stale_bundled_site(dsn: str, tmp_path: Path) -> list[tuple[str, bytes, object]]:
+    """The bundled site generated for 100 locations, then given 100 more and a new title
+    template: the next generate renders new pages (the merger copies them into `pages`)
+    and changed ones (the workers copy them into the stage). Returns the stored pages."""
+    from tests.test_export import build_bundled_site
+    from tests.test_generate import pages
+
+    build_bundled_site(dsn, tmp_path, 100)
+    more = cli(dsn, "seed", "locations", str(subset_of_bundled_locations(tmp_path, 200)))
+    assert more.exit_code == 0, more.output
+    site_file = Path(__file__).parent.parent / "seeds" / "site.toml"
+    changed = site_file.read_text().replace(
+        '"{{ service.name }} in {{ location.name }}, {{ location.area }}",',
+        '"Best {{ service.name }} in {{ location.name }}",',
+    )
+    (tmp_path / "changed.toml").write_text(changed)
+    assert cli(dsn, "sites", "add", str(tmp_path / "changed.toml")).exit_code == 0
+    return pages(dsn)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [MERGER_COPYING_NEW_PAGES, WORKER_STAGING_CHANGED_PAGES, MERGER_COUNTING_LOCATIONS],
+    ids=["merger-copying-new-pages", "worker-staging-changed-pages", "merger-counting-locations"],
+)
+def test_a_backend_terminated_during_generate_exits_69_and_merges_nothing(
+    fresh_dsn: str, tmp_path: Path, moment: Moment
+) -> None:
+    from tests.test_generate import pages
+
+    before = stale_bundled_site(fresh_dsn, tmp_path)
+    code, errors = run_cut_short(fresh_dsn, moment, "generate")
+    assert_lost_connection(code, errors)
+    assert pages(fresh_dsn) == before
+
+
+# A COPY source of one 64 MB chunk: asyncpg writes it at once and waits for its send buffer
+# to drain, which is where a dead connection used to leave it waiting for good.
+TERMINATE_COPYING_TEST = """
+SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = 'copyguard-test'
+  AND state = 'active' AND query LIKE 'COPY%'
+"""
+
+
+async def test_a_copy_whose_backend_is_terminated_fails_at_once(fresh_dsn: str) -> None:
+    from seo_engine.db import copyguard
+
+    connection = await asyncpg.connect(
+        fresh_dsn, server_settings={"application_name": "copyguard-test"}
+    )
+    watcher = await asyncpg.connect(fresh_dsn)
+
+    async def one_big_chunk() -> AsyncIterator[bytes]:
+        yield b"a line of text to copy\n" * 3_000_000
+
+    async def cut() -> bool:
+        return any(row["terminated"] for row in await watcher.fetch(TERMINATE_COPYING_TEST))
+
+    try:
+        await connection.execute("CREATE TEMP TABLE copied (line text)")
+        copy = connection.copy_to_table("copied", source=one_big_chunk())
+        copying = asyncio.ensure_future(copyguard.guarded(connection, copy))
+        await until_async(cut, 10, "the COPY to start")
+        with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+            async with asyncio.timeout(10):
+                await copying
+    finally:
+        await watcher.close()
+        await connection.close()
+
+
+def test_a_backend_terminated_after_seed_committed_still_reports_the_load(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    setup_site(fresh_dsn, tmp_path, generate=False)
+    added = "5,temple-tx,Temple,Texas,TX,US,82073,31.09823,-97.34278,America/Chicago"
+    more = write(tmp_path / "more.csv", LOCATION_HEADER, [*LOCATIONS, added])
+    code, errors = run_cut_short(fresh_dsn, SEED_ANALYZING, "seed", "locations", str(more))
+    assert code == 0, errors
+    assert "nothing was committed" not in errors
+    assert "statistics were not refreshed" in errors
+    stored = fetch(fresh_dsn, "SELECT slug FROM locations ORDER BY id")
+    assert [row["slug"] for row in stored][-1] == "temple-tx"
+
+
+def test_a_backend_terminated_after_generate_committed_still_reports_the_merge(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    from tests.test_generate import pages
+
+    before = stale_bundled_site(fresh_dsn, tmp_path)
+    code, errors = run_cut_short(fresh_dsn, GENERATE_ANALYZING, "generate")
+    assert code == 0, errors
+    assert "nothing was merged" not in errors
+    assert "statistics were not refreshed" in errors
+    assert len(pages(fresh_dsn)) > len(before)

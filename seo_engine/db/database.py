@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -14,18 +15,24 @@ from seo_engine.db import embedded
 from seo_engine.settings import Settings
 
 APPLICATION_NAME = "seo-engine"
+log = logging.getLogger("seo_engine.database")
 
 # A single connection (CLI jobs) or one borrowed from the pool (requests).
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 # Errors that mean "the database is not reachable right now", never "the request was bad".
+# Most are asyncpg.PostgresError too: whoever also handles PostgresError catches these first.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
+    # SQLSTATE 57P0x: the server ended the session (terminated, shut down, crashed, its
+    # database dropped, idle too long).
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    asyncpg.DatabaseDroppedError,
+    asyncpg.IdleSessionTimeoutError,
     asyncpg.QueryCanceledError,
     asyncpg.TooManyConnectionsError,
     OSError,
@@ -41,6 +48,9 @@ class DatabaseUnavailable(Exception):
         super().__init__(reason)
         self.reason = reason
 
+
+# Anything a statement can fail with: for cleanup that must not mask the first error.
+ANY_FAILURE: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 # Everything that means "no database right now" where a connection is used.
 UNAVAILABLE: tuple[type[Exception], ...] = (DatabaseUnavailable, *CONNECTION_ERRORS)
@@ -138,6 +148,18 @@ async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[Connectio
         yield connection
     finally:
         await pool.release(connection)
+
+
+async def refresh_statistics(connection: Connection, table: str) -> None:
+    """ANALYZE `table` after a bulk change has committed, so that the next plans see the
+    new rows (autovacuum gets to it only later). Best effort: the change is committed
+    already, so a connection lost here is logged, never reported as a failed job."""
+    try:
+        await connection.execute(f"ANALYZE {table}")
+    except ANY_FAILURE as error:
+        log.warning(
+            "%s changed; its statistics were not refreshed (%s)", table, type(error).__name__
+        )
 
 
 @asynccontextmanager

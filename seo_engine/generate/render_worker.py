@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.queues import Queue
 
-from seo_engine.db import database
+from seo_engine.db import copyguard, database
 from seo_engine.db.database import Connection
 from seo_engine.generate import copyrows
 from seo_engine.generate.pagebuild import (
@@ -209,11 +209,14 @@ async def _stage(
     # asyncpg does not notice a dead connection until its input is exhausted: check first.
     if worker.connection.is_closed():
         raise ConnectionLost("the database connection closed during generate")
-    status = await worker.connection.copy_to_table(
-        table or worker.stage,
-        source=copyrows.source(payload),
-        columns=list(columns),
-        format="binary",
+    status = await copyguard.guarded(
+        worker.connection,
+        worker.connection.copy_to_table(
+            table or worker.stage,
+            source=copyrows.source(payload),
+            columns=list(columns),
+            format="binary",
+        ),
     )
     return int(status.rsplit(" ", 1)[-1])
 

@@ -17,7 +17,7 @@ from queue import Empty
 
 import asyncpg
 
-from seo_engine.db import changes, database
+from seo_engine.db import changes, copyguard, database
 from seo_engine.db.database import Connection
 from seo_engine.generate import copyrows
 from seo_engine.generate.copyrows import COLUMNS
@@ -52,7 +52,6 @@ CREATE UNLOGGED TABLE {stage}_gone (service_id bigint NOT NULL, location_id bigi
     WITH (autovacuum_enabled = false)
 """
 DROP_STAGE = "DROP TABLE IF EXISTS {stage}, {stage}_gone"
-ANALYZE_PAGES = "ANALYZE pages"
 SELECT_SERVICE_IDS = "SELECT id, slug FROM services WHERE site_id = $1 ORDER BY id"
 COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND population >= $2"
 # now() is the merge transaction's start: the updated_at of every page it writes, which the
@@ -200,6 +199,7 @@ async def _render_all(
     """
     context = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[Message] = context.Queue(QUEUED_BATCHES)
+    others = set(multiprocessing.active_children())  # not the pool's: never ours to stop
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(service_ids)),
         mp_context=context,
@@ -233,9 +233,11 @@ async def _render_all(
     finally:
         if not finished:
             # Failure or Ctrl-C: stop the workers now rather than after their current service.
-            # ProcessPoolExecutor has no public way to do that, hence `_processes`.
-            for process in list(pool._processes.values()):
-                process.terminate()
+            # The pool has no public way to do that before Python 3.14 (terminate_workers),
+            # but its workers are this process's multiprocessing children since `others`.
+            for process in multiprocessing.active_children():
+                if process not in others:
+                    process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         messages.close()
 
@@ -248,15 +250,18 @@ async def _insert_new(merger: Connection, stage: str, payload: bytes) -> int:
     """
     try:
         async with merger.transaction():  # a savepoint: a failed batch undoes only itself
-            status = await merger.copy_to_table(
-                "pages", source=copyrows.source(payload), columns=COLUMNS, format="binary"
-            )
+            status = await _copy(merger, "pages", payload)
         return _rowcount(status)
     except asyncpg.UniqueViolationError:
-        await merger.copy_to_table(
-            stage, source=copyrows.source(payload), columns=COLUMNS, format="binary"
-        )
+        await _copy(merger, stage, payload)
         return 0
+
+
+async def _copy(merger: Connection, table: str, payload: bytes) -> str:
+    copy = merger.copy_to_table(
+        table, source=copyrows.source(payload), columns=COLUMNS, format="binary"
+    )
+    return await copyguard.guarded(merger, copy)  # a cut connection fails it, not hangs it
 
 
 UNCHANGED = "nothing was merged: the stored page set is unchanged"
@@ -331,18 +336,18 @@ async def generate(
         )
         await transaction.commit()
         if report.inserted or report.updated or report.removed:
-            # Fresh statistics now: planning against the table as it was before a bulk load
-            # (autovacuum gets to it only later) can turn one-row lookups into scans.
-            await merger.execute(ANALYZE_PAGES)
+            # Planning against the table as it was before a bulk load can turn one-row
+            # lookups into scans.
+            await database.refresh_statistics(merger, "pages")
         return report
     finally:
         if not merger.is_closed():
-            with contextlib.suppress(*database.CONNECTION_ERRORS, asyncpg.PostgresError):
+            with contextlib.suppress(*database.ANY_FAILURE):
                 await transaction.rollback()  # a no-op after a commit
             await merger.close(timeout=5)
         if stager is not None and not stager.is_closed():
             if stage is not None:
-                with contextlib.suppress(*database.CONNECTION_ERRORS, asyncpg.PostgresError):
+                with contextlib.suppress(*database.ANY_FAILURE):
                     await stager.execute(DROP_STAGE.format(stage=stage))
             await stager.close(timeout=5)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seo_engine.db import changes
+from seo_engine.db import changes, database
 from seo_engine.db.database import Connection
 from seo_engine.ingest import neighbours
 from seo_engine.ingest.seedfile import (
@@ -286,7 +286,7 @@ async def seed(
         if rejects is not None:
             rejects.close()
     if report.loaded and (report.inserted or report.updated or report.removed):
-        await connection.execute(f"ANALYZE {schema.name}")  # plans see the new rows at once
+        await database.refresh_statistics(connection, schema.name)
     return report
 
 
