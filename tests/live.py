@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,6 +12,7 @@ import uvicorn
 from seo_engine.serve.app import create_app
 from seo_engine.serve.server import HTTP_PROTOCOL
 from seo_engine.settings import Settings
+from tests.waiting import until
 
 
 def free_port() -> int:
@@ -37,10 +37,12 @@ def live_server(settings: Settings) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the server stopped while starting"
+        return bool(server.started)
+
+    until(started, 20, "the server to start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -83,15 +85,15 @@ def serving(environment: dict[str, str], workers: int = 2) -> Iterator[tuple[str
         stderr=subprocess.DEVNULL,
     ) as server:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def ready() -> bool:
+            assert server.poll() is None, "the server exited while starting"
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+                return False
+
+        until(ready, 30, "the server to be ready")
         try:
             yield url, server.pid
         finally:

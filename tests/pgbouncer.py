@@ -7,13 +7,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.disposable import BlackHoleProxy
+from tests.waiting import until
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 STARTUP_SECONDS = 10
@@ -45,16 +45,16 @@ def _free_port() -> int:
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"pgbouncer exited {process.returncode}: {log.read_text()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"pgbouncer did not listen within {STARTUP_SECONDS} s")
+            return False
+        return True
+
+    until(listening, STARTUP_SECONDS, "pgbouncer to listen")
 
 
 @contextmanager

@@ -9,14 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from seo_engine.serve.app import create_app
 from seo_engine.serve.hotpath import HotPaths
 from tests.conftest import _client, make_settings
-from tests.seeding import setup_site
 from tests.test_validator_index import built
 
 DOCUMENT = "/api/v1/pages/roof-repair/austin-tx"
@@ -39,13 +37,6 @@ async def see(client: httpx.AsyncClient, method: str, url: str, headers: dict[st
     assert "server-timing" in response.headers, url
     kept = sorted((k, v) for k, v in response.headers.multi_items() if k != "server-timing")
     return Seen(response.status_code, tuple(kept), body)
-
-
-@pytest.fixture
-def site_dsn(fresh_dsn: str, tmp_path: Path) -> str:
-    """A database holding the small generated test site."""
-    setup_site(fresh_dsn, tmp_path)
-    return fresh_dsn
 
 
 async def hot_and_routed(dsn: str, page_cache_seconds: int) -> AsyncIterator[tuple[FastAPI, ...]]:

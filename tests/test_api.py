@@ -246,7 +246,6 @@ async def test_several_sites_need_the_site_parameter(
     second = second.replace('"testsite"', '"second"').replace("test.example", "second.example")
     (tmp_path / "second.toml").write_text(second)
     await asyncio.to_thread(cli, fresh_dsn, "sites", "add", str(tmp_path / "second.toml"))
-    await asyncio.sleep(0)
     app_settings = make_settings(fresh_dsn)
     async for client in _client(create_app(app_settings)):
         detail = problem(await client.get("/api/v1/pages"), 400)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -10,18 +9,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import Databases, make_settings
+from tests.conftest import make_settings
 from tests.live import live_server
-from tests.seeding import setup_site
 
 
 @pytest.fixture(scope="module")
-def api_schema(
-    databases: Databases, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[schemathesis.BaseSchema]:
-    dsn = asyncio.run(databases.create())
-    setup_site(dsn, tmp_path_factory.mktemp("contract"))
-    with live_server(make_settings(dsn)) as url:
+def api_schema(shared_site_dsn: str) -> Iterator[schemathesis.BaseSchema]:
+    with live_server(make_settings(shared_site_dsn)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
 
 

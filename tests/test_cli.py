@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from seo_engine.cli import app
 from seo_engine.db import migrate
 from tests.conftest import Databases
+from tests.waiting import until
 
 runner = CliRunner()
 
@@ -77,16 +77,17 @@ def test_serve_answers_health_and_readiness_then_stops_on_sigterm(
         text=True,
     ) as server:
         try:
-            deadline = time.monotonic() + 30
-            while True:
+            answers: list[httpx.Response] = []
+
+            def answered() -> bool:
                 try:
-                    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                    break
+                    answers.append(httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2))
                 except httpx.TransportError:
                     assert server.poll() is None, server.communicate()[1]
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.2)
-            assert ready.status_code == 200
+                return bool(answers)
+
+            until(answered, 30, "the server to answer")
+            assert answers[0].status_code == 200
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
         finally:
             server.send_signal(signal.SIGTERM)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from seo_engine.db import database, embedded
 from seo_engine.settings import Settings
+from tests.waiting import until
 
 HOLDER = """
 import sys
@@ -59,13 +59,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         os.kill(pid, signal.SIGTERM)
 
 
-def wait_until_stopped(data_dir: Path, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if embedded.postmaster_pid(data_dir) is None:
-            return True
-        time.sleep(0.1)
-    return False
+def wait_until_stopped(data_dir: Path) -> None:
+    until(lambda: embedded.postmaster_pid(data_dir) is None, 15, "the server to stop")
 
 
 def test_the_server_starts_in_a_new_folder_and_stops_with_its_only_user(data_dir: Path) -> None:
@@ -73,7 +68,7 @@ def test_the_server_starts_in_a_new_folder_and_stops_with_its_only_user(data_dir
     assert embedded.postmaster_pid(data_dir) is not None
     assert holder.dsn.endswith(f"host={data_dir / embedded.PGDATA_NAME}")
     holder.release()
-    assert wait_until_stopped(data_dir)
+    wait_until_stopped(data_dir)
 
 
 def test_the_server_is_tuned_for_the_machine_once_and_keeps_its_settings(
@@ -98,11 +93,11 @@ def test_the_server_is_tuned_for_the_machine_once_and_keeps_its_settings(
     megabytes = int(wanted["shared_buffers"].removesuffix("MB"))
     assert first["shared_buffers"] in (f"{megabytes}MB", f"{megabytes // 1024}GB")
     holder.release()
-    assert wait_until_stopped(data_dir)
+    wait_until_stopped(data_dir)
     again = Holder(data_dir)  # a later start: no second restart, same settings
     assert asyncio.run(settings(again.dsn)) == first
     again.release()
-    assert wait_until_stopped(data_dir)
+    wait_until_stopped(data_dir)
 
 
 def test_the_tuning_follows_the_memory_within_bounds() -> None:
@@ -121,7 +116,7 @@ def test_two_processes_share_one_server_until_the_last_exits(data_dir: Path) -> 
     first.release()
     assert embedded.postmaster_pid(data_dir) == server
     second.release()
-    assert wait_until_stopped(data_dir)
+    wait_until_stopped(data_dir)
 
 
 def test_a_killed_user_does_not_keep_the_server_alive_forever(data_dir: Path) -> None:
@@ -132,7 +127,7 @@ def test_a_killed_user_does_not_keep_the_server_alive_forever(data_dir: Path) ->
     survivor = Holder(data_dir)
     assert victim_pid not in embedded.handle_pids(data_dir)
     survivor.release()
-    assert wait_until_stopped(data_dir)
+    wait_until_stopped(data_dir)
 
 
 def test_a_configured_database_url_starts_nothing_embedded(tmp_path: Path) -> None:

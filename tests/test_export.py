@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ from seo_engine.serve.app import create_app
 from tests.conftest import _client, make_settings
 from tests.live import live_server
 from tests.seeding import SEEDS_DIR, cli, fetch, setup_site, subset_of_bundled_locations
+from tests.waiting import until, until_async
 
 
 def build_bundled_site(dsn: str, tmp_path: Path, locations: int) -> int:
@@ -46,32 +46,78 @@ def test_a_client_that_disconnects_mid_export_frees_its_connection(
             raw.sendall(b"GET /api/v1/export.ndjson HTTP/1.1\r\nHost: test\r\n\r\n")
             received = raw.recv(65536)
             assert received.startswith(b"HTTP/1.1 200")
-        disconnected = time.monotonic()
-        while busy_app_connections(fresh_dsn):
-            assert time.monotonic() - disconnected < 1.0, "export kept its connection busy"
-            time.sleep(0.02)
+        until(lambda: not busy_app_connections(fresh_dsn), 1.0, "the export to free its connection")
         # The only export slot is free again: a new export runs to the end.
-        deadline = time.monotonic() + 5
-        while True:
-            response = httpx.get(f"{url}/api/v1/export.ndjson", timeout=60)
-            if response.status_code == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert response.status_code == 200
-        assert response.text.count("\n") == pages
+        responses: list[httpx.Response] = []
+
+        def exported() -> bool:
+            responses.append(httpx.get(f"{url}/api/v1/export.ndjson", timeout=60))
+            return responses[-1].status_code == 200
+
+        until(exported, 5, "a new export to be served")
+        assert responses[-1].text.count("\n") == pages
 
 
 async def test_a_burst_beyond_the_export_limit_gets_503s_at_once(
     fresh_dsn: str, tmp_path: Path
 ) -> None:
-    """The slot is taken before the 200 is sent: the requests over the limit are told to
-    come back (503 + Retry-After) instead of being sent a 200 that waits for a slot."""
+    """The slot is taken before the 200 is sent: of a burst of exports over a limit of one,
+    the others are told to come back (503 + Retry-After) instead of being sent a 200 that
+    waits for the slot. Each client here reads nothing past the first chunk until told."""
     await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
     app = create_app(make_settings(fresh_dsn, export_concurrency=1))
+    release = asyncio.Event()
+    starts: list[dict[str, object]] = []
+
+    async def slow_client() -> None:
+        requested = False
+
+        async def receive() -> dict[str, object]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await release.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                starts.append(message)
+            elif message.get("body"):
+                await release.wait()  # a client that stops reading
+
+        await app(export_scope(), receive, send)
+
     async for client in _client(app):
-        burst = await asyncio.gather(*(client.get("/api/v1/export.ndjson") for _ in range(3)))
-        assert sorted(response.status_code for response in burst) == [200, 503, 503]
-        refused = next(response for response in burst if response.status_code == 503)
-        assert refused.headers["retry-after"] == "1"
-        # Slots are given back when a stream ends, so the next export is served.
+        # Sites known: nothing makes one request wait before it decides on the slot.
+        assert (await client.get("/api/v1/sites")).status_code == 200
+        burst = [asyncio.create_task(slow_client()) for _ in range(3)]
+
+        async def all_started() -> bool:
+            return len(starts) == 3
+
+        await until_async(all_started, 10, "three responses to start")
+        assert sorted(int(str(start["status"])) for start in starts) == [200, 503, 503]
+        refused = next(start for start in starts if start["status"] == 503)
+        assert (b"retry-after", b"1") in list(refused["headers"])  # type: ignore[call-overload]
+        release.set()
+        await asyncio.gather(*burst)
+        # The slot came back when the stream ended: the next export is served.
         assert (await client.get("/api/v1/export.ndjson")).status_code == 200
+
+
+def export_scope() -> dict[str, object]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/v1/export.ndjson",
+        "raw_path": b"/api/v1/export.ndjson",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }

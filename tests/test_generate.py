@@ -28,6 +28,7 @@ from tests.seeding import (
     setup_site,
     write,
 )
+from tests.waiting import until
 
 EXIT_DATA = 65
 EXIT_TEMPORARY = 75
@@ -63,32 +64,29 @@ def test_documents_are_stored_with_the_time_and_hash_of_their_generate(
 
 
 def test_a_renamed_location_changes_the_documents_that_show_it(
-    fresh_dsn: str, tmp_path: Path
+    site_dsn: str, tmp_path: Path
 ) -> None:
-    setup_site(fresh_dsn, tmp_path)
-    before = dict((path, tag) for path, tag, _ in pages(fresh_dsn))
+    before = dict((path, tag) for path, tag, _ in pages(site_dsn))
     renamed = [row.replace(",Texas,TX,", ",Tejas,TX,") for row in LOCATIONS]
     assert (
         cli(
-            fresh_dsn, "seed", "locations", str(write(tmp_path / "l.csv", LOCATION_HEADER, renamed))
+            site_dsn, "seed", "locations", str(write(tmp_path / "l.csv", LOCATION_HEADER, renamed))
         ).exit_code
         == 0
     )
-    result = cli(fresh_dsn, "generate")
+    result = cli(site_dsn, "generate")
     assert "0 inserted, 8 updated, 0 unchanged" in result.stdout, result.stdout
-    after = dict((path, tag) for path, tag, _ in pages(fresh_dsn))
+    after = dict((path, tag) for path, tag, _ in pages(site_dsn))
     assert all(before[path] != after[path] for path in before)
     document = json.loads(
-        fetch(fresh_dsn, "SELECT document FROM pages WHERE path = '/roof-repair/waco-tx'")[0][0]
+        fetch(site_dsn, "SELECT document FROM pages WHERE path = '/roof-repair/waco-tx'")[0][0]
     )
     assert document["location"]["region_name"] == "Tejas"
 
 
-def test_internal_links_point_at_generated_pages(fresh_dsn: str, tmp_path: Path) -> None:
-    setup_site(fresh_dsn, tmp_path)
-
-    paths = {path for path, _, _ in pages(fresh_dsn)}
-    for row in fetch(fresh_dsn, "SELECT document FROM pages"):
+def test_internal_links_point_at_generated_pages(site_dsn: str) -> None:
+    paths = {path for path, _, _ in pages(site_dsn)}
+    for row in fetch(site_dsn, "SELECT document FROM pages"):
         links = json.loads(row["document"])["links"]
         assert len(links["nearby"]) == len(LOCATIONS) - 1
         assert [link["path"] in paths for link in links["nearby"] + links["services"]] == [True] * (
@@ -103,56 +101,48 @@ def test_generate_reports_its_counts(fresh_dsn: str, tmp_path: Path) -> None:
     assert "testsite: 8 pages; 8 inserted, 0 updated, 0 unchanged, 0 removed" in result.stdout
 
 
-def test_an_unchanged_rerun_writes_nothing(fresh_dsn: str, tmp_path: Path) -> None:
-    setup_site(fresh_dsn, tmp_path)
-    before = pages(fresh_dsn)
-    result = cli(fresh_dsn, "generate")
+def test_an_unchanged_rerun_writes_nothing(site_dsn: str) -> None:
+    before = pages(site_dsn)
+    result = cli(site_dsn, "generate")
     assert "0 inserted, 0 updated, 8 unchanged, 0 removed" in result.stdout
-    assert pages(fresh_dsn) == before
+    assert pages(site_dsn) == before
 
 
-def test_a_changed_location_updates_only_its_pages(fresh_dsn: str, tmp_path: Path) -> None:
-    setup_site(fresh_dsn, tmp_path)
+def test_a_changed_location_updates_only_its_pages(site_dsn: str, tmp_path: Path) -> None:
     changed = [LOCATIONS[0].replace("961855", "970000"), *LOCATIONS[1:]]
-    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, changed)))
-    result = cli(fresh_dsn, "generate")
+    cli(site_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, changed)))
+    result = cli(site_dsn, "generate")
     assert "0 inserted, 2 updated, 6 unchanged, 0 removed" in result.stdout
 
 
-def test_a_changed_slug_moves_the_page_and_leaves_a_redirect(
-    fresh_dsn: str, tmp_path: Path
-) -> None:
-    setup_site(fresh_dsn, tmp_path)
+def test_a_changed_slug_moves_the_page_and_leaves_a_redirect(site_dsn: str, tmp_path: Path) -> None:
     renamed = [LOCATIONS[0].replace("austin-tx", "austin-texas"), *LOCATIONS[1:]]
-    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, renamed)))
-    result = cli(fresh_dsn, "generate")
+    cli(site_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, renamed)))
+    result = cli(site_dsn, "generate")
     assert "2 redirects added" in result.stdout
-    redirects = fetch(fresh_dsn, "SELECT from_path, to_path FROM redirects ORDER BY from_path")
+    redirects = fetch(site_dsn, "SELECT from_path, to_path FROM redirects ORDER BY from_path")
     assert [(r["from_path"], r["to_path"]) for r in redirects] == [
         ("/gutter-cleaning/austin-tx", "/gutter-cleaning/austin-texas"),
         ("/roof-repair/austin-tx", "/roof-repair/austin-texas"),
     ]
     again = [LOCATIONS[0].replace("austin-tx", "austin-city"), *LOCATIONS[1:]]
-    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l3.csv", LOCATION_HEADER, again)))
-    cli(fresh_dsn, "generate")
-    chained = fetch(fresh_dsn, "SELECT from_path, to_path FROM redirects ORDER BY from_path")
+    cli(site_dsn, "seed", "locations", str(write(tmp_path / "l3.csv", LOCATION_HEADER, again)))
+    cli(site_dsn, "generate")
+    chained = fetch(site_dsn, "SELECT from_path, to_path FROM redirects ORDER BY from_path")
     assert {r["to_path"] for r in chained} == {
         "/gutter-cleaning/austin-city",
         "/roof-repair/austin-city",
     }, "redirects must point at the newest path, never at another redirect"
 
 
-def test_renaming_back_removes_the_redirect_from_a_live_path(
-    fresh_dsn: str, tmp_path: Path
-) -> None:
-    setup_site(fresh_dsn, tmp_path)
+def test_renaming_back_removes_the_redirect_from_a_live_path(site_dsn: str, tmp_path: Path) -> None:
     original = write(tmp_path / "l1.csv", LOCATION_HEADER, LOCATIONS)
     renamed = [LOCATIONS[0].replace("austin-tx", "austin-texas"), *LOCATIONS[1:]]
-    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, renamed)))
-    cli(fresh_dsn, "generate")
-    cli(fresh_dsn, "seed", "locations", str(original))
-    cli(fresh_dsn, "generate")
-    redirects = fetch(fresh_dsn, "SELECT from_path, to_path FROM redirects ORDER BY from_path")
+    cli(site_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, renamed)))
+    cli(site_dsn, "generate")
+    cli(site_dsn, "seed", "locations", str(original))
+    cli(site_dsn, "generate")
+    redirects = fetch(site_dsn, "SELECT from_path, to_path FROM redirects ORDER BY from_path")
     assert [(r["from_path"], r["to_path"]) for r in redirects] == [
         ("/gutter-cleaning/austin-texas", "/gutter-cleaning/austin-tx"),
         ("/roof-repair/austin-texas", "/roof-repair/austin-tx"),
@@ -160,20 +150,19 @@ def test_renaming_back_removes_the_redirect_from_a_live_path(
 
 
 def test_a_new_location_can_take_the_old_slug_of_a_renamed_one_in_the_same_run(
-    fresh_dsn: str, tmp_path: Path
+    site_dsn: str, tmp_path: Path
 ) -> None:
-    setup_site(fresh_dsn, tmp_path)
     swapped = [
         LOCATIONS[0].replace("austin-tx", "austin-texas"),
         *LOCATIONS[1:],
         "9,austin-tx,Austin Two,Texas,TX,US,1000,30.1,-97.5,America/Chicago",
     ]
-    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, swapped)))
-    result = cli(fresh_dsn, "generate", "--workers", "2")
+    cli(site_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, swapped)))
+    result = cli(site_dsn, "generate", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert "2 inserted" in result.stdout
     rows = fetch(
-        fresh_dsn,
+        site_dsn,
         "SELECT p.path, l.key FROM pages p JOIN locations l ON l.id = p.location_id "
         "WHERE p.path LIKE '%/austin-%' AND p.deleted_at IS NULL ORDER BY p.path",
     )
@@ -183,64 +172,59 @@ def test_a_new_location_can_take_the_old_slug_of_a_renamed_one_in_the_same_run(
         ("/roof-repair/austin-texas", "1"),
         ("/roof-repair/austin-tx", "9"),
     ]
-    redirects = fetch(fresh_dsn, "SELECT from_path FROM redirects")
+    redirects = fetch(site_dsn, "SELECT from_path FROM redirects")
     assert redirects == [], "a path that is live again is not redirected"
 
 
 def test_locations_below_a_raised_min_population_become_tombstones(
-    fresh_dsn: str, tmp_path: Path
+    site_dsn: str, tmp_path: Path
 ) -> None:
-    setup_site(fresh_dsn, tmp_path)
     site = (DATA / "site.toml").read_text()
     raised = site.replace("[generate]\n", "[generate]\nmin_population = 100000\n")
     assert raised != site
-    assert (
-        cli(fresh_dsn, "sites", "add", str(write(tmp_path / "s.toml", raised, []))).exit_code == 0
-    )
-    result = cli(fresh_dsn, "generate")
+    assert cli(site_dsn, "sites", "add", str(write(tmp_path / "s.toml", raised, []))).exit_code == 0
+    result = cli(site_dsn, "generate")
     assert "testsite: 6 pages; 0 inserted, 6 updated, 0 unchanged, 2 removed" in result.stdout, (
         "San Marcos leaves every remaining page's nearby links"
     )
-    dead = fetch(fresh_dsn, "SELECT path FROM pages WHERE deleted_at IS NOT NULL ORDER BY path")
+    dead = fetch(site_dsn, "SELECT path FROM pages WHERE deleted_at IS NOT NULL ORDER BY path")
     assert [r["path"] for r in dead] == [
         "/gutter-cleaning/san-marcos-tx",
         "/roof-repair/san-marcos-tx",
     ]
     everything = raised.replace("min_population = 100000", "min_population = 100000000")
     assert (
-        cli(fresh_dsn, "sites", "add", str(write(tmp_path / "s.toml", everything, []))).exit_code
+        cli(site_dsn, "sites", "add", str(write(tmp_path / "s.toml", everything, []))).exit_code
         == 0
     )
-    result = cli(fresh_dsn, "generate")
+    result = cli(site_dsn, "generate")
     assert "testsite: 0 pages; 0 inserted, 0 updated, 0 unchanged, 6 removed" in result.stdout
 
 
 def test_a_removed_service_leaves_tombstones_and_its_return_builds_new_pages(
-    fresh_dsn: str, tmp_path: Path
+    site_dsn: str, tmp_path: Path
 ) -> None:
-    setup_site(fresh_dsn, tmp_path)
     only_roofs = write(tmp_path / "s2.csv", SERVICE_HEADER, SERVICES[:1])
-    cli(fresh_dsn, "seed", "services", str(only_roofs), "--prune")
-    result = cli(fresh_dsn, "generate")
+    cli(site_dsn, "seed", "services", str(only_roofs), "--prune")
+    result = cli(site_dsn, "generate")
     assert "0 inserted, 4 updated, 0 unchanged, 0 removed" in result.stdout, (
         "prune tombstones pages at seed time; the remaining pages lose a sibling link"
     )
-    dead = fetch(fresh_dsn, "SELECT count(*) AS n FROM pages WHERE deleted_at IS NOT NULL")
+    dead = fetch(site_dsn, "SELECT count(*) AS n FROM pages WHERE deleted_at IS NOT NULL")
     assert dead[0]["n"] == 4
-    cli(fresh_dsn, "seed", "services", str(write(tmp_path / "s3.csv", SERVICE_HEADER, SERVICES)))
-    back = cli(fresh_dsn, "generate")
+    cli(site_dsn, "seed", "services", str(write(tmp_path / "s3.csv", SERVICE_HEADER, SERVICES)))
+    back = cli(site_dsn, "generate")
     assert "4 inserted, 4 updated, 0 unchanged, 0 removed" in back.stdout
-    live = fetch(fresh_dsn, "SELECT count(*) AS n FROM pages WHERE deleted_at IS NULL")
+    live = fetch(site_dsn, "SELECT count(*) AS n FROM pages WHERE deleted_at IS NULL")
     assert live[0]["n"] == 8
 
 
-def test_generate_for_one_service_touches_only_its_pages(fresh_dsn: str, tmp_path: Path) -> None:
-    setup_site(fresh_dsn, tmp_path)
+def test_generate_for_one_service_touches_only_its_pages(site_dsn: str, tmp_path: Path) -> None:
     changed = [LOCATIONS[0].replace("961855", "970000"), *LOCATIONS[1:]]
-    cli(fresh_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, changed)))
-    result = cli(fresh_dsn, "generate", "--service", "roof-repair")
+    cli(site_dsn, "seed", "locations", str(write(tmp_path / "l2.csv", LOCATION_HEADER, changed)))
+    result = cli(site_dsn, "generate", "--service", "roof-repair")
     assert "testsite: 4 pages; 0 inserted, 1 updated, 3 unchanged, 0 removed" in result.stdout
-    unknown = cli(fresh_dsn, "generate", "--service", "nope")
+    unknown = cli(site_dsn, "generate", "--service", "nope")
     assert unknown.exit_code == EXIT_DATA
     assert "unknown service(s) for site 'testsite': nope" in unknown.stderr
 
@@ -293,11 +277,8 @@ def test_colliding_paths_are_reported_with_both_rows(fresh_dsn: str, tmp_path: P
     assert pages(fresh_dsn) == []
 
 
-def test_a_template_reaching_for_python_internals_is_refused(
-    fresh_dsn: str, tmp_path: Path
-) -> None:
-    setup_site(fresh_dsn, tmp_path)
-    before = pages(fresh_dsn)
+def test_a_template_reaching_for_python_internals_is_refused(site_dsn: str, tmp_path: Path) -> None:
+    before = pages(site_dsn)
     hostile = (
         (DATA / "site.toml")
         .read_text()
@@ -308,12 +289,12 @@ def test_a_template_reaching_for_python_internals_is_refused(
     )
     site_file = tmp_path / "hostile.toml"
     site_file.write_text(hostile)
-    assert cli(fresh_dsn, "sites", "add", str(site_file)).exit_code == 0
-    result = cli(fresh_dsn, "generate")
+    assert cli(site_dsn, "sites", "add", str(site_file)).exit_code == 0
+    result = cli(site_dsn, "generate")
     assert result.exit_code == EXIT_DATA
     assert "h1 variant 1" in result.stderr
     assert "unsafe" in result.stderr
-    assert pages(fresh_dsn) == before
+    assert pages(site_dsn) == before
 
 
 def test_a_runaway_template_is_stopped_by_the_time_limit(fresh_dsn: str, tmp_path: Path) -> None:
@@ -391,20 +372,20 @@ def test_a_generate_stopped_mid_copy_leaves_the_page_set_intact(
         stderr=subprocess.PIPE,
         text=True,
     ) as process:
-        deadline = time.monotonic() + 60
-        while True:
-            assert time.monotonic() < deadline, "generate never started copying"
+
+        def copying() -> bool:
             assert process.poll() is None, "generate finished before it could be killed"
             stages = fetch(
                 fresh_dsn,
                 "SELECT tablename FROM pg_tables WHERE tablename LIKE $1",
                 f"generate_stage_{site_id}_%",
             )
-            if stages:
-                staged = fetch(fresh_dsn, f"SELECT count(*) AS n FROM {stages[0]['tablename']}")
-                if staged[0]["n"]:
-                    break
-            time.sleep(0.05)
+            if not stages:
+                return False
+            staged = fetch(fresh_dsn, f"SELECT count(*) AS n FROM {stages[0]['tablename']}")
+            return bool(staged[0]["n"])
+
+        until(copying, 60, "generate to start copying")
         process.send_signal(signal_number)
         _, errors = process.communicate(timeout=10)
     if signal_number == signal.SIGINT:
@@ -413,14 +394,16 @@ def test_a_generate_stopped_mid_copy_leaves_the_page_set_intact(
             "error: interrupted; the stored data is unchanged"
         )
     assert pages(fresh_dsn) == before
-    deadline = time.monotonic() + 5
-    while fetch(
-        fresh_dsn,
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name = 'seo-engine'",
-    )[0]["n"]:
-        assert time.monotonic() < deadline, "the killed generate left backends behind"
-        time.sleep(0.1)
+
+    def backends_gone() -> bool:
+        rows = fetch(
+            fresh_dsn,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'seo-engine'",
+        )
+        return not rows[0]["n"]
+
+    until(backends_gone, 5, "the killed generate's backends to go")
     rerun = cli(fresh_dsn, "generate")
     assert rerun.exit_code == 0
     assert f"{len(before):,} pages; 0 inserted" in rerun.stdout

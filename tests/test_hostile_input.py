@@ -14,7 +14,7 @@ import pytest
 from seo_engine.serve.app import create_app
 from tests.conftest import _client, make_settings
 from tests.live import live_server
-from tests.seeding import afetch, cli, setup_site
+from tests.seeding import afetch, cli
 
 pytestmark = pytest.mark.anyio
 
@@ -126,11 +126,8 @@ def raw_request(url: str, request: bytes) -> bytes:
             return b""
 
 
-def test_oversized_requests_are_refused_and_the_server_carries_on(
-    fresh_dsn: str, tmp_path: Path
-) -> None:
-    setup_site(fresh_dsn, tmp_path)
-    with live_server(make_settings(fresh_dsn)) as url:
+def test_oversized_requests_are_refused_and_the_server_carries_on(site_dsn: str) -> None:
+    with live_server(make_settings(site_dsn)) as url:
         huge_query = b"GET /api/v1/pages?region=" + b"x" * 200_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
         huge_header = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"y" * 200_000 + b"\r\n\r\n"
         many_headers = b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-A: b\r\n" * 20_000 + b"\r\n"
@@ -143,17 +140,16 @@ def test_oversized_requests_are_refused_and_the_server_carries_on(
             assert client.get("/roof-repair/austin-tx").status_code == 200
 
 
-def test_an_export_never_writes_outside_its_folder(fresh_dsn: str, tmp_path: Path) -> None:
-    setup_site(fresh_dsn, tmp_path)
+def test_an_export_never_writes_outside_its_folder(site_dsn: str, tmp_path: Path) -> None:
     canary = tmp_path / "canary.html"
     canary.write_text("untouched")
     asyncio.run(
         afetch(
-            fresh_dsn, "UPDATE pages SET path = '/../../canary' WHERE path = '/roof-repair/waco-tx'"
+            site_dsn, "UPDATE pages SET path = '/../../canary' WHERE path = '/roof-repair/waco-tx'"
         )
     )
     out = tmp_path / "deep" / "public"
-    result = cli(fresh_dsn, "export", "static", str(out))
+    result = cli(site_dsn, "export", "static", str(out))
     assert result.exit_code == 65
     assert "refusing to write outside" in result.stderr
     assert canary.read_text() == "untouched"

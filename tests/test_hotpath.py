@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from seo_engine.serve.app import create_app
 from tests.conftest import _client, make_settings
 from tests.seeding import LOCATION_HEADER, LOCATIONS, afetch, cli, setup_site, write
+from tests.waiting import until_async
 
 PAGE = "/roof-repair/austin-tx"
 DOCUMENT = "/api/v1/pages/roof-repair/austin-tx"
@@ -22,34 +22,23 @@ SETTLE_SECONDS = 3.0
 
 
 @pytest.fixture
-async def cached(fresh_dsn: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
-    settings = make_settings(fresh_dsn, page_cache_seconds=300)
+async def cached(site_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(site_dsn, page_cache_seconds=300)
     async for client in _client(create_app(settings)):
-        await wait_for_listener(fresh_dsn)
+        await wait_for_listener(site_dsn)
         yield client
 
 
 async def wait_for_listener(dsn: str) -> None:
     """The listener connects in the background; NOTIFY before it listens would be lost."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while time.monotonic() < deadline:
+
+    async def listening() -> bool:
         rows = await afetch(
             dsn, "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
         )
-        if rows[0]["n"]:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the page cache listener did not start")
+        return bool(rows[0]["n"])
 
-
-async def until(check: object, seconds: float = SETTLE_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    await until_async(listening, SETTLE_SECONDS, "the page cache listener to start")
 
 
 async def test_conditional_head_and_gzip_requests(cached: httpx.AsyncClient) -> None:
@@ -81,7 +70,7 @@ async def test_a_cached_page_is_served_from_memory_until_a_change_is_notified(
     async def gone() -> bool:
         return (await cached.get(PAGE)).status_code == 404
 
-    await until(gone)
+    await until_async(gone, SETTLE_SECONDS)
 
 
 async def test_generate_clears_every_workers_cache(
@@ -103,7 +92,7 @@ async def test_generate_clears_every_workers_cache(
         document = (await cached.get(DOCUMENT)).json()
         return bool(document["etag"] != before["etag"])
 
-    await until(updated)
+    await until_async(updated, SETTLE_SECONDS)
     assert (await cached.get(DOCUMENT)).json()["location"]["population"] == 970000
 
 
@@ -176,7 +165,7 @@ async def test_with_two_sites_a_document_needs_its_site_as_before(
     async def both_sites_known() -> bool:  # the site directory refreshes every 5 s
         return len((await cached.get("/api/v1/sites")).json()) == 2
 
-    await until(both_sites_known, seconds=8)
+    await until_async(both_sites_known, 8)
     ambiguous = await cached.get(DOCUMENT)
     assert ambiguous.status_code == 400
     assert "second" in ambiguous.json()["detail"]

@@ -14,16 +14,19 @@ from tests.seeding import LOCATIONS, SERVICES
 
 
 class Squares:
-    """A fetch function that answers n -> n * n (odd numbers only) and records its calls."""
+    """A fetch function that answers n -> n * n (odd numbers only) and records its calls;
+    `running` is set once a fetch has started."""
 
     def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
         self.calls: list[list[int]] = []
         self.delay = delay
         self.error = error
+        self.running = asyncio.Event()
 
     async def __call__(self, keys: list[int]) -> Mapping[int, int]:
         self.calls.append(keys)
-        await asyncio.sleep(self.delay)
+        self.running.set()
+        await asyncio.sleep(self.delay)  # a slow database: the behaviour under test
         if self.error is not None:
             raise self.error
         return {key: key * key for key in keys if key % 2}
@@ -41,7 +44,7 @@ async def test_lookups_arriving_during_a_fetch_go_together_in_the_next() -> None
     fetch = Squares(delay=0.05)
     batcher: Batcher[int, int] = Batcher(fetch, wait_timeout=5)
     first = asyncio.ensure_future(batcher.get(1))
-    await asyncio.sleep(0.01)  # the first fetch is running
+    await fetch.running.wait()
     later = await asyncio.gather(*(batcher.get(key) for key in (3, 5, 7)))
     assert (await first, later) == (1, [9, 25, 49])
     assert fetch.calls == [[1], [3, 5, 7]]
@@ -51,7 +54,7 @@ async def test_a_lookup_that_cannot_reach_the_database_in_time_is_told_so() -> N
     fetch = Squares(delay=0.5)
     batcher: Batcher[int, int] = Batcher(fetch, wait_timeout=0.1)
     first = asyncio.ensure_future(batcher.get(1))
-    await asyncio.sleep(0.01)
+    await fetch.running.wait()
     with pytest.raises(database.DatabaseUnavailable, match="busy"):
         await batcher.get(3)  # stuck behind the slow fetch longer than its wait allows
     assert await first == 1
@@ -70,10 +73,10 @@ async def test_a_cancelled_lookup_leaves_the_others_alone() -> None:
     fetch = Squares(delay=0.05)
     batcher: Batcher[int, int] = Batcher(fetch, wait_timeout=5)
     first = asyncio.ensure_future(batcher.get(1))
-    await asyncio.sleep(0.01)
+    await fetch.running.wait()
     cancelled = asyncio.ensure_future(batcher.get(3))
     kept = asyncio.ensure_future(batcher.get(5))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: both lookups are now queued
     cancelled.cancel()
     assert (await first, await kept) == (1, 25)
     assert fetch.calls == [[1], [5]]

@@ -4,13 +4,11 @@ forgotten as soon as pages change (LISTEN/NOTIFY)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import random
 from array import array
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,17 +19,17 @@ from seo_engine.serve import html, validator_index
 from seo_engine.serve.app import create_app
 from seo_engine.serve.validator_index import ValidatorIndex, fingerprint
 from tests.conftest import _client, make_settings
-from tests.seeding import afetch, setup_site
-from tests.test_hotpath import until, wait_for_listener
+from tests.seeding import afetch
+from tests.test_hotpath import SETTLE_SECONDS, wait_for_listener
+from tests.waiting import until_async
 
 PAGE = "/gutter-cleaning/waco-tx"
 DOCUMENT = "/api/v1/pages/gutter-cleaning/waco-tx"
 
 
 @pytest.fixture
-async def app(fresh_dsn: str, tmp_path: Path) -> FastAPI:
-    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
-    return create_app(make_settings(fresh_dsn, page_cache_seconds=300))
+def app(site_dsn: str) -> FastAPI:
+    return create_app(make_settings(site_dsn, page_cache_seconds=300))
 
 
 @pytest.fixture
@@ -45,7 +43,7 @@ async def built(index: ValidatorIndex) -> None:
     async def ready() -> bool:
         return index.ready()
 
-    await until(ready)
+    await until_async(ready, SETTLE_SECONDS)
 
 
 async def tags(dsn: str, path: str) -> tuple[str, str]:
@@ -114,7 +112,7 @@ async def test_a_page_the_worker_never_served_is_answered_304_from_the_index(
         response = await client.get(PAGE, headers={"if-none-match": page_tag})
         return response.status_code == 404
 
-    await until(gone)
+    await until_async(gone, SETTLE_SECONDS)
 
 
 async def test_a_stale_or_foreign_tag_gets_the_page(
@@ -142,12 +140,11 @@ async def test_a_stale_or_foreign_tag_gets_the_page(
 
 
 async def test_over_its_page_limit_304s_are_checked_in_the_database(
-    fresh_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    site_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
-    settings = make_settings(fresh_dsn, page_cache_seconds=300, validator_index_pages=7)
+    settings = make_settings(site_dsn, page_cache_seconds=300, validator_index_pages=7)
     app = create_app(settings)
-    page_tag, _ = await tags(fresh_dsn, PAGE)
+    page_tag, _ = await tags(site_dsn, PAGE)
     with caplog.at_level(logging.WARNING, logger="seo_engine.validators"):
 
         async def refused(client: httpx.AsyncClient) -> bool:
@@ -157,17 +154,16 @@ async def test_over_its_page_limit_304s_are_checked_in_the_database(
             return "more than 7 live pages" in caplog.text
 
         async for client in _client(app):
-            await wait_for_listener(fresh_dsn)  # its first clear() would discard a build
-            await until(functools.partial(refused, client))
+            await wait_for_listener(site_dsn)  # its first clear() would discard a build
+            await until_async(functools.partial(refused, client), SETTLE_SECONDS)
             assert not app.state.validators.ready()
             response = await client.get(DOCUMENT, headers={"if-none-match": '"x"'})
             assert response.status_code == 200
 
 
-async def test_without_a_page_cache_there_is_no_index(fresh_dsn: str, tmp_path: Path) -> None:
-    await asyncio.to_thread(setup_site, fresh_dsn, tmp_path)
-    app = create_app(make_settings(fresh_dsn, page_cache_seconds=0))
-    page_tag, _ = await tags(fresh_dsn, PAGE)
+async def test_without_a_page_cache_there_is_no_index(site_dsn: str) -> None:
+    app = create_app(make_settings(site_dsn, page_cache_seconds=0))
+    page_tag, _ = await tags(site_dsn, PAGE)
     async for client in _client(app):
         response = await client.get(PAGE, headers={"if-none-match": page_tag})
         assert response.status_code == 304  # checked in the database
@@ -193,7 +189,7 @@ async def test_a_change_without_a_notify_drops_the_index_within_seconds(
         assert response.status_code == 304  # from the index, or the database meanwhile
         return not app.state.validators.holds(*removed)
 
-    await until(forgotten)
+    await until_async(forgotten, SETTLE_SECONDS)
     await built(app.state.validators)  # rebuilt from the pages as they are now
     assert not app.state.validators.holds(*removed)
 
@@ -213,6 +209,6 @@ async def test_a_lost_listener_drops_the_index_until_it_listens_again(
     async def dropped() -> bool:
         return len(index) == 0 and not index.ready()
 
-    await until(dropped)
+    await until_async(dropped, SETTLE_SECONDS)
     await wait_for_listener(fresh_dsn)  # reconnected (after changes.RECONNECT_SECONDS)
     await built(index)

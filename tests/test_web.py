@@ -301,12 +301,11 @@ async def test_hostile_seed_data_is_escaped_everywhere(fresh_dsn: str, tmp_path:
         assert document["location"]["name"] == f"Evil{HOSTILE}"
 
 
-def test_static_export_writes_the_whole_site(fresh_dsn: str, tmp_path: Path) -> None:
-    from tests.seeding import cli, setup_site
+def test_static_export_writes_the_whole_site(site_dsn: str, tmp_path: Path) -> None:
+    from tests.seeding import cli
 
-    setup_site(fresh_dsn, tmp_path)
     out = tmp_path / "public"
-    result = cli(fresh_dsn, "export", "static", str(out))
+    result = cli(site_dsn, "export", "static", str(out))
     assert result.exit_code == 0, result.output
     assert "8 pages" in result.stdout
     page = (out / "roof-repair" / "austin-tx.html").read_text()
@@ -332,16 +331,15 @@ def test_static_export_writes_the_whole_site(fresh_dsn: str, tmp_path: Path) -> 
             assert (out / (path.lstrip("/") + ".html")).is_file(), href
 
 
-def test_ndjson_export_writes_every_document(fresh_dsn: str, tmp_path: Path) -> None:
-    from tests.seeding import cli, setup_site
+def test_ndjson_export_writes_every_document(site_dsn: str, tmp_path: Path) -> None:
+    from tests.seeding import cli
 
-    setup_site(fresh_dsn, tmp_path)
     target = tmp_path / "pages.ndjson"
-    result = cli(fresh_dsn, "export", "ndjson", str(target))
+    result = cli(site_dsn, "export", "ndjson", str(target))
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(lines) == len(SERVICES) * len(LOCATIONS)
     assert {line["site"] for line in lines} == {"testsite"}
-    unwritable = cli(fresh_dsn, "export", "ndjson", str(tmp_path / "missing" / "x.ndjson"))
+    unwritable = cli(site_dsn, "export", "ndjson", str(tmp_path / "missing" / "x.ndjson"))
     assert unwritable.exit_code == 65
     assert "cannot write" in unwritable.stderr
