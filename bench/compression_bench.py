@@ -37,6 +37,7 @@ from generate_bench import ROOT, BenchError, cli, connect_server, git, sql, with
 from isal import isal_zlib
 
 BENCH_DB = "seo_engine_gzip_bench"
+PORT = 8799  # loopback only
 MB = 1024 * 1024
 # The server, with the level under test put into the compression module before it starts.
 SERVE = (
@@ -53,18 +54,9 @@ def us_locations(count: int, target: Path) -> Path:
     return target
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def server(dsn: str, level: int) -> Iterator[str]:
-    port = free_port()
+    port = PORT
     command = [sys.executable, "-c", SERVE, str(level), "serve", "--workers", "1"]
     env = {**os.environ, "DATABASE_URL": dsn, "SEO_ENGINE_LOG_LEVEL": "warning"}
     process = subprocess.Popen(

@@ -145,7 +145,7 @@ async def test_over_its_page_limit_304s_are_checked_in_the_database(
     settings = make_settings(site_dsn, page_cache_seconds=300, validator_index_pages=7)
     app = create_app(settings)
     page_tag, _ = await tags(site_dsn, PAGE)
-    with caplog.at_level(logging.WARNING, logger="seo_engine.validators"):
+    with caplog.at_level(logging.WARNING, logger="seo_engine.serve.validator_index"):
 
         async def refused(client: httpx.AsyncClient) -> bool:
             # each conditional request asks for the index; the database answers it

@@ -17,7 +17,7 @@ from seo_engine.settings import Settings
 CHANNEL = "seo_engine_changes"
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
 RECONNECT_SECONDS = 1.0
-log = logging.getLogger("seo_engine.changes")
+log = logging.getLogger(__name__)
 
 
 async def notify(connection: database.Connection) -> None:

@@ -15,7 +15,7 @@ from seo_engine.db import embedded
 from seo_engine.settings import Settings
 
 APPLICATION_NAME = "seo-engine"
-log = logging.getLogger("seo_engine.database")
+log = logging.getLogger(__name__)
 
 # A single connection (CLI jobs) or one borrowed from the pool (requests).
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"

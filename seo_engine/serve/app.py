@@ -22,7 +22,7 @@ from seo_engine.serve.pagecache import PageCache
 from seo_engine.serve.validator_index import ValidatorIndex
 from seo_engine.settings import Settings
 
-log = logging.getLogger("seo_engine.app")
+log = logging.getLogger(__name__)
 POOL_CLOSE_SECONDS = 5.0
 MB = 1024 * 1024
 

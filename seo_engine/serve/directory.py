@@ -14,7 +14,7 @@ from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
 
 REFRESH_SECONDS = 5.0
-log = logging.getLogger("seo_engine.directory")
+log = logging.getLogger(__name__)
 
 
 class UnknownSite(Exception):

@@ -18,7 +18,7 @@ PROBLEM_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
 UNAVAILABLE_DETAIL = "the database is unavailable; try again shortly"
 BAD_DATA_DETAIL = "the request contains characters or values the database cannot accept"
-log = logging.getLogger("seo_engine.problems")
+log = logging.getLogger(__name__)
 
 
 def content(status: int, detail: str, title: str | None = None) -> bytes:

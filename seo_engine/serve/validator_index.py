@@ -39,7 +39,7 @@ from seo_engine.settings import Settings
 VERIFY_SECONDS = 5.0
 RETRY_SECONDS = 5.0  # after a failed build or check
 BUCKET_BITS = 16  # a fingerprint's top bits name its bucket
-log = logging.getLogger("seo_engine.validators")
+log = logging.getLogger(__name__)
 
 
 def fingerprint(site_id: int, path: str, content_hash_hex: str) -> int:
