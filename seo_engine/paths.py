@@ -37,6 +37,7 @@ RESERVED_SEGMENTS = frozenset(
         "favicon-ico",
     )
 )
+RESERVED_PREFIXES = tuple(f"/{segment}/" for segment in sorted(RESERVED_SEGMENTS))
 
 
 def first_segment(path: str) -> str:

@@ -46,18 +46,21 @@ class Resources:
     page_cache: PageCache
     validators: ValidatorIndex
 
-    async def known_sites(self) -> list[Site]:
-        """The sites, without awaiting anything once they are loaded."""
-        return self.sites.known(self.pool, self.acquire_timeout) or (
-            await self.sites.all(self.pool, self.acquire_timeout)
-        )
+    def known_sites(self) -> list[Site]:
+        """The sites as loaded (empty before the first load): no coroutine per request."""
+        return self.sites.known(self.pool, self.acquire_timeout)
+
+    async def all_sites(self) -> list[Site]:
+        """The sites, loading them first if none is known yet."""
+        return await self.sites.all(self.pool, self.acquire_timeout)
 
 
 @dataclass(slots=True)
 class Conditions:
     """What an answer depends on in a request besides its URL (read in one pass)."""
 
-    head: bool
+    method: str  # GET or HEAD
+    path: str
     host: str
     if_none_match: str | None
     if_modified_since: str | None
@@ -80,8 +83,18 @@ class Conditions:
                 if_modified_since = value.decode("latin-1")
             elif name == b"accept-encoding":
                 gzip = b"gzip" in value
-        head = scope["method"] == "HEAD"
-        return cls(head, host, if_none_match, if_modified_since, gzip, size)
+        return cls(
+            scope["method"], scope["path"], host, if_none_match, if_modified_since, gzip, size
+        )
+
+    @property
+    def head(self) -> bool:
+        return self.method == "HEAD"
+
+    @property
+    def where(self) -> str:
+        """The request, as the log names it."""
+        return f"{self.method} {self.path}"
 
     @property
     def conditional(self) -> bool:
@@ -188,26 +201,24 @@ async def document(
     service: str,
     location: str,
     request: Conditions,
-    where: str,
 ) -> Answer:
     """A page's JSON document (or a problem: no such site or page, database down...)."""
     try:
-        site = site_for_slug(await resources.known_sites(), site_slug)
+        known = resources.known_sites() or await resources.all_sites()
+        site = site_for_slug(known, site_slug)
         found = await _answer(resources, _Document(site, service, location), request)
     except Exception as error:
-        return _headed(problem(*problems.for_error(error, where)), request)
+        return _headed(problem(*problems.for_error(error, request.where)), request)
     return found if found is not None else _headed(no_page(service, location), request)
 
 
-async def page(
-    resources: Resources, site: Site, path: str, request: Conditions, where: str
-) -> Answer | None:
+async def page(resources: Resources, site: Site, path: str, request: Conditions) -> Answer | None:
     """A landing page; None when no live page has this path (hubs, redirects and the 404
     page are the routes' business). Errors come back as problems."""
     try:
         return await _answer(resources, _Page(site, path), request)
     except Exception as error:
-        return _headed(problem(*problems.for_error(error, where)), request)
+        return _headed(problem(*problems.for_error(error, request.where)), request)
 
 
 async def _answer(

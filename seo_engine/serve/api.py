@@ -324,8 +324,7 @@ async def page_document(
     site: SiteParam = None,
 ) -> Response:
     conditions = answers.Conditions.read(request.scope)
-    where = f"{request.method} {request.url.path}"
-    answer = await answers.document(resources, site, service, location, conditions, where)
+    answer = await answers.document(resources, site, service, location, conditions)
     return answers.as_response(answer)
 
 

@@ -40,7 +40,7 @@ def _may_be_page(path: str) -> bool:
     return (
         path.count("/") >= 2
         and not path.endswith("/")
-        and paths.first_segment(path) not in paths.RESERVED_SEGMENTS
+        and not path.startswith(paths.RESERVED_PREFIXES)
     )
 
 
@@ -79,10 +79,10 @@ class HotPaths:
         if limits.refusal(limits.url_bytes(scope), request.header_bytes, len(headers)):
             return None  # RequestLimits refuses it
         resources: Resources = scope["app"].state.answers
-        where = f"{scope['method']} {path}"
         if is_document:
             found = DOCUMENT_PATH.fullmatch(path)
-            site_slug = _site_query(scope["query_string"])
+            query = scope["query_string"]
+            site_slug = _site_query(query) if query else None
             if (
                 found is None
                 or site_slug == NOT_TAKEN
@@ -90,12 +90,12 @@ class HotPaths:
                 or len(found[2]) > paths.MAX_SLUG
             ):
                 return None  # FastAPI's route validates it and says why
-            return await answers.document(resources, site_slug, found[1], found[2], request, where)
+            return await answers.document(resources, site_slug, found[1], found[2], request)
         try:
-            known = await resources.known_sites()
+            known = resources.known_sites() or await resources.all_sites()
         except Exception:
             return None  # the route answers the outage like any other
         site = answers.site_by_host(known, request.host, path)
         if site is None:
             return None
-        return await answers.page(resources, site, path, request, where)
+        return await answers.page(resources, site, path, request)

@@ -68,8 +68,7 @@ async def serve(
         return _not_found(site)
     if answers.site_by_host([site], host, path) is not None:  # a path of the page pattern
         conditions = answers.Conditions.read(request.scope)
-        where = f"{request.method} {request.url.path}"
-        answer = await answers.page(resources, site, path, conditions, where)
+        answer = await answers.page(resources, site, path, conditions)
         if answer is not None:
             return answers.as_response(answer)
     async with database.acquire(pool, settings.acquire_timeout) as connection:
