@@ -44,6 +44,9 @@ LINKS = {"nearby": [], "services": []}
 MONDAY = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
+QUALITY = {"score": 75.0, "indexable": True, "reasons": [], "nearest": None}
+
+
 def build(
     text: dict[str, Any] = TEXT,
     location: dict[str, Any] = LOCATION,
@@ -51,7 +54,7 @@ def build(
     changed_at: datetime = MONDAY,
 ) -> tuple[dict[str, Any], bytes, bytes]:
     body, content_hash = documents.build(
-        SITE, "/roof-repair/waco-tx", service, location, text, LINKS, True, 0.75, changed_at
+        SITE, "/roof-repair/waco-tx", service, location, text, LINKS, QUALITY, changed_at
     )
     return orjson.loads(body), body, content_hash
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,19 @@ def test_defaults_and_normalisation() -> None:
         ({"path_pattern": "/{service}/../{location}"}, "must not contain"),
         ({"content": {"title": "t"}}, "needs a 'meta_description' template"),
         ({"generate": {"workers": 3}}, "unknown option 'workers'"),
-        ({"generate": {"index_threshold": 2}}, "index_threshold must be between 0 and 1"),
+        ({"generate": {"index_threshold": 0.6}}, "index_threshold has moved to [quality]"),
+        ({"quality": {"index_threshold": 101}}, "index_threshold must be a number from 0 to 100"),
+        ({"quality": {"near_duplicate": -0.1}}, "near_duplicate must be a number from 0 to 1"),
+        ({"quality": {"min_body_words": 2.5}}, "min_body_words must be a whole number"),
+        ({"quality": {"thin": 3}}, "[quality] has unknown rule 'thin'"),
+        ({"quality": {"thin_body_words": 400}}, "thin_body_words must not exceed min_body_words"),
         ({"name": ""}, "'name' must be a non-empty string"),
     ],
 )
 def test_invalid_site_files_are_refused_with_the_reason(
     change: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(SiteError, match=message.replace("{", r"\{").replace("}", r"\}")):
+    with pytest.raises(SiteError, match=re.escape(message)):
         parse_definition(site(**change), "site.toml")
 
 

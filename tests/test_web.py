@@ -110,10 +110,10 @@ async def test_non_indexable_pages_say_noindex_in_markup_and_header(
 ) -> None:
     from tests.seeding import DATA, cli
 
-    strict = tmp_path / "strict.toml"  # no test page scores 1.0: none stays indexable
-    strict.write_text(
-        (DATA / "site.toml").read_text().replace("index_threshold = 0.0", "index_threshold = 1.0")
-    )
+    strict = tmp_path / "strict.toml"  # no test page scores 100: none stays indexable
+    site = (DATA / "site.toml").read_text()
+    assert "index_threshold = 0\n" in site
+    strict.write_text(site.replace("index_threshold = 0\n", "index_threshold = 100\n"))
     for args in (("sites", "add", str(strict)), ("generate",)):
         result = await asyncio.to_thread(cli, fresh_dsn, *args)
         assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 # site_id, then the page columns in this order; `PageRow` below has the same fields.
 COLUMNS = (
@@ -22,6 +23,9 @@ COLUMNS = (
     "document",
     "quality_score",
     "indexable",
+    "quality_flags",
+    "nearest_similarity",
+    "nearest_location_id",
     "content_hash",
 )
 
@@ -29,8 +33,22 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 TRAILER = struct.pack("!h", -1)
 _KEYS = struct.Struct("!hiiiqiq")  # field count, site_id int4, service_id and location_id int8
 _LENGTH = struct.Struct("!i")
-_TAIL = struct.Struct("!ifi?i")  # quality_score float4, indexable bool, length of the hash
+# quality_score float4, indexable bool, quality_flags int4
+_QUALITY = struct.Struct("!ifi?ii")
+_SIMILARITY = struct.Struct("!if")  # nearest_similarity float4
+_LOCATION = struct.Struct("!iq")  # nearest_location_id int8
+_NULL = _LENGTH.pack(-1)
 _PAIR = struct.Struct("!hiqiq")  # two int8 columns
+
+
+class Quality(NamedTuple):
+    """The quality gate's columns of a page row."""
+
+    score: float
+    indexable: bool
+    flags: int
+    nearest_similarity: float | None
+    nearest_location_id: int | None
 
 
 def encode(
@@ -38,8 +56,7 @@ def encode(
     service_id: int,
     location_id: int,
     fields: tuple[bytes, ...],
-    quality_score: float,
-    indexable: bool,
+    quality: Quality,
     content_hash: bytes,
 ) -> bytes:
     """One page row as a binary COPY tuple.
@@ -51,7 +68,11 @@ def encode(
     for data in fields:
         parts.append(_LENGTH.pack(len(data)))
         parts.append(data)
-    parts.append(_TAIL.pack(4, quality_score, 1, indexable, len(content_hash)))
+    parts.append(_QUALITY.pack(4, quality.score, 1, quality.indexable, 4, quality.flags))
+    similarity, nearest = quality.nearest_similarity, quality.nearest_location_id
+    parts.append(_NULL if similarity is None else _SIMILARITY.pack(4, similarity))
+    parts.append(_NULL if nearest is None else _LOCATION.pack(8, nearest))
+    parts.append(_LENGTH.pack(len(content_hash)))
     parts.append(content_hash)
     return b"".join(parts)
 

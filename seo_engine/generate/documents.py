@@ -84,14 +84,14 @@ def build(
     location: dict[str, Any],
     text: dict[str, Any],
     links: dict[str, Any],
-    indexable: bool,
-    quality_score: float,
+    quality: dict[str, Any],
     changed_at: datetime,
 ) -> tuple[bytes, bytes]:
     """A page's document (UTF-8 JSON, as served) and its content hash.
 
     `service` and `location` are the dimensions' template contexts; `text` holds the
-    rendered title, meta_description, h1, intro, sections and faq. `changed_at` becomes
+    rendered title, meta_description, h1, intro, sections and faq; `quality` is the quality
+    gate's verdict (`quality.Verdict.summary`). `changed_at` becomes
     `updated_at`: the time of the generate that stores the document if it changed.
     """
     url = site.base_url + path
@@ -132,8 +132,9 @@ def build(
         ],
     }
     page["json_ld"] = _json_ld(site, url, page, service, location, faq)
-    page["indexable"] = indexable
-    page["quality_score"] = quality_score
+    page["indexable"] = quality["indexable"]
+    page["quality_score"] = quality["score"]
+    page["quality"] = quality
     content_hash = hashlib.blake2b(orjson.dumps(page), digest_size=16).digest()
     page["updated_at"] = changed_at
     page["etag"] = etags.of_document(content_hash)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,12 +12,12 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
-from seo_engine.generate import copyrows, documents
-from seo_engine.ingest.content import ContentTemplates, time_limit
+from seo_engine.generate import copyrows, documents, quality
+from seo_engine.generate.quality import DESCRIPTION_LIMIT, TITLE_LIMIT
+from seo_engine.ingest.content import ContentTemplates, PageText, time_limit
+from seo_engine.ingest.neighbours import Point, distance_km
 from seo_engine.ingest.sites import Site
 
-TITLE_LIMIT = 60
-DESCRIPTION_LIMIT = 160
 SIBLING_LINKS = 6
 PAGE_TIME_LIMIT_SECONDS = 2.0
 EXAMPLES_KEPT = 5
@@ -91,8 +92,55 @@ def service_context(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def _words(*texts: str) -> int:
-    return sum(text.count(" ") + 1 for text in texts if text)
+# Location facts that count as the page's own data when they appear in its text.
+LOCATION_DATA = (
+    "name",
+    "region_name",
+    "area",
+    "population_text",
+    "timezone",
+    "region_rank_text",
+    "region_cities",
+    "region_population_text",
+)
+
+
+def _ordinal(number: int) -> str:
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+def add_region_facts(locations: list[Dimension]) -> None:
+    """Give each location's context what its region says of it: its rank by population,
+    the region's number of cities and population, and the distance to the region's
+    largest city (its hub). Only locations that get pages count."""
+    regions: dict[tuple[str, str], list[Dimension]] = {}
+    for location in locations:
+        context = location.context
+        context.update(region_rank=0, region_rank_text="", region_cities=0)
+        context.update(region_population_text="", hub=None)
+        if context["region_code"]:
+            key = (context["country_code"], context["region_code"])
+            regions.setdefault(key, []).append(location)
+    for members in regions.values():
+        members.sort(key=lambda member: (-member.context["population"], member.key))
+        hub = members[0].context
+        total = f"{sum(member.context['population'] for member in members):,}"
+        hub_point = Point(0, hub["latitude"], hub["longitude"])
+        for rank, member in enumerate(members, 1):
+            context = member.context
+            context["region_rank"] = rank
+            context["region_rank_text"] = "largest" if rank == 1 else f"{_ordinal(rank)} largest"
+            context["region_cities"] = len(members)
+            context["region_population_text"] = total
+            if rank > 1:
+                point = Point(0, context["latitude"], context["longitude"])
+                context["hub"] = {
+                    "name": hub["name"],
+                    "distance_km": round(distance_km(point, hub_point)),
+                }
 
 
 class PageBuilder:
@@ -128,101 +176,182 @@ class PageBuilder:
             for service in services
         }
         self.location_by_id = {location.id: location for location in locations}
+        add_region_facts(locations)
 
     def path(self, service: Dimension, location: Dimension) -> str:
         return self.site.page_path(service.slug, location.slug)
 
-    def pages(self, service_id: int, lengths: LengthReport) -> Iterator[RenderedPage]:
-        """Every page row of one service, in location order."""
-        service = self.services[service_id]
-        siblings = self.siblings[service_id]
-        sibling_context = [s.context for s in siblings]
+    def _close(self, location: Dimension) -> list[tuple[Dimension, float]]:
+        return [
+            (self.location_by_id[other], km)
+            for other, km in self.neighbours.get(location.id, ())
+            if other in self.location_by_id
+        ]
+
+    def _context(self, service: Dimension, location: Dimension, close: list[Any]) -> dict[str, Any]:
         radius = self.site.options.nearby_radius_km
-        for location in self.locations:
-            close = [
-                (self.location_by_id[other], km)
-                for other, km in self.neighbours.get(location.id, ())
-                if other in self.location_by_id
-            ]
-            nearby = [
+        return {
+            "site": self.site_context,
+            "service": service.context,
+            "location": location.context,
+            "nearby": [
                 {**neighbour.context, "distance_km": round(km)}
                 for neighbour, km in close
                 if km <= radius
-            ]
-            context = {
-                "site": self.site_context,
-                "service": service.context,
-                "location": location.context,
-                "nearby": nearby,
-                "siblings": sibling_context,
-            }
-            path = self.path(service, location)
-            seed = zlib.crc32(f"{service.key}\x1f{location.key}".encode())
-            with time_limit(PAGE_TIME_LIMIT_SECONDS):
-                texts, chosen = self.templates.render(context, seed)
-                if len(texts[0]) > TITLE_LIMIT:
-                    texts[0] = self.templates.fit(0, texts, chosen, TITLE_LIMIT, context)
-                if len(texts[1]) > DESCRIPTION_LIMIT:
-                    texts[1] = self.templates.fit(1, texts, chosen, DESCRIPTION_LIMIT, context)
+            ],
+            "siblings": [s.context for s in self.siblings[service.id]],
+        }
+
+    def render(
+        self, service: Dimension, location: Dimension, lengths: LengthReport
+    ) -> tuple[list[str], quality.Signals, quality.Signature]:
+        """One page's rendered blocks, what the quality gate reads in them, and the
+        signature of its text."""
+        context = self._context(service, location, self._close(location))
+        path = self.path(service, location)
+        seed = zlib.crc32(f"{service.key}\x1f{location.key}".encode())
+        with time_limit(PAGE_TIME_LIMIT_SECONDS):
+            texts, chosen = self.templates.render(context, seed)
             if len(texts[0]) > TITLE_LIMIT:
-                lengths.long_titles += 1
-                lengths.note(path, "title", len(texts[0]))
+                texts[0] = self.templates.fit(0, texts, chosen, TITLE_LIMIT, context)
             if len(texts[1]) > DESCRIPTION_LIMIT:
-                lengths.long_descriptions += 1
-                lengths.note(path, "meta description", len(texts[1]))
-            text = self.templates.page_text(texts)
-            links = {
-                "nearby": [
-                    {
-                        "path": self.path(service, n),
-                        "name": n.context["name"],
-                        "distance_km": round(km),
-                    }
-                    for n, km in close
-                ],
-                "services": [
-                    {"path": self.path(s, location), "name": s.context["name"]} for s in siblings
-                ],
-            }
-            body_words = _words(
-                text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)
-            )
-            score = round(
-                0.4 * min(1.0, body_words / 300)
-                + (0.15 if len(text.title) <= TITLE_LIMIT else 0.0)
-                + (0.15 if 70 <= len(text.meta_description) <= DESCRIPTION_LIMIT else 0.0)
-                + 0.15 * min(1.0, len(close) / 8)
-                + (0.15 if location.context["region_name"] else 0.0),
-                3,
-            )
-            indexable = score >= self.site.options.index_threshold
-            fields = {
-                "title": text.title,
-                "meta_description": text.meta_description,
-                "h1": text.h1,
-                "intro": text.intro,
-                "sections": [{"heading": h, "body": b} for h, b in text.sections],
-                "faq": [{"question": q, "answer": a} for q, a in text.faq],
-            }
-            document, digest = documents.build(
-                self.site,
-                path,
-                service.context,
-                location.context,
-                fields,
-                links,
-                indexable,
-                score,
-                self.changed_at,
-            )
-            columns = (
-                path.encode(),
-                text.title.encode(),
-                text.meta_description.encode(),
-                text.h1.encode(),
-                document,
-            )
-            row = copyrows.encode(
-                self.site.id, service.id, location.id, columns, score, indexable, digest
-            )
-            yield RenderedPage(location.id, digest, row)
+                texts[1] = self.templates.fit(1, texts, chosen, DESCRIPTION_LIMIT, context)
+        if len(texts[0]) > TITLE_LIMIT:
+            lengths.long_titles += 1
+            lengths.note(path, "title", len(texts[0]))
+        if len(texts[1]) > DESCRIPTION_LIMIT:
+            lengths.long_descriptions += 1
+            lengths.note(path, "meta description", len(texts[1]))
+        text = self.templates.page_text(texts)
+        whole = " ".join(texts)
+        body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
+        data, words = quality.data_words(whole, data_values(context))
+        signals = quality.Signals(
+            body_words=sum(len(part.split()) for part in body),
+            data_words=data,
+            words=words,
+            title_length=len(text.title),
+            description_length=len(text.meta_description),
+            empty_sections=sum(1 for _, b in text.sections if not b.strip()),
+            title_key=quality.normalised(text.title),
+            description_key=quality.normalised(text.meta_description),
+        )
+        own = (service.context["name"], *location_entities(location.context))
+        return texts, signals, quality.signature(quality.masked(whole, own))
+
+    def pages(self, service_id: int, lengths: LengthReport) -> Iterator[RenderedPage]:
+        """Every page row of one service, in location order.
+
+        The pages of a service are one family for the quality gate: all of them are
+        rendered (their text kept compressed) and compared before any is built.
+        """
+        service = self.services[service_id]
+        kept: list[bytes] = []
+        signals: list[quality.Signals] = []
+        signatures: list[quality.Signature] = []
+        for location in self.locations:
+            texts, signal, signature = self.render(service, location, lengths)
+            kept.append(zlib.compress(orjson.dumps(texts), 1))
+            signals.append(signal)
+            signatures.append(signature)
+        nearest = quality.nearest_siblings(signatures)
+        titles = Counter(signal.title_key for signal in signals)
+        descriptions = Counter(signal.description_key for signal in signals)
+        rules = self.site.quality
+        for index, location in enumerate(self.locations):
+            found = nearest[index]
+            near = self.locations[found.index] if found is not None else None
+            near_path = self.path(service, near) if near is not None else None
+            verdict = quality.judge(signals[index], found, near_path, titles, descriptions, rules)
+            text = self.templates.page_text(orjson.loads(zlib.decompress(kept[index])))
+            yield self._build(service, location, text, verdict, found, near)
+
+    def _build(
+        self,
+        service: Dimension,
+        location: Dimension,
+        text: PageText,
+        verdict: quality.Verdict,
+        nearest: quality.Nearest | None,
+        near: Dimension | None,
+    ) -> RenderedPage:
+        path = self.path(service, location)
+        close = self._close(location)
+        links = {
+            "nearby": [
+                {"path": self.path(service, n), "name": n.context["name"], "distance_km": round(km)}
+                for n, km in close
+            ],
+            "services": [
+                {"path": self.path(s, location), "name": s.context["name"]}
+                for s in self.siblings[service.id]
+            ],
+        }
+        fields = {
+            "title": text.title,
+            "meta_description": text.meta_description,
+            "h1": text.h1,
+            "intro": text.intro,
+            "sections": [{"heading": h, "body": b} for h, b in text.sections],
+            "faq": [{"question": q, "answer": a} for q, a in text.faq],
+        }
+        similarity = nearest.similarity if nearest is not None else None
+        near_path = self.path(service, near) if near is not None else None
+        document, digest = documents.build(
+            self.site,
+            path,
+            service.context,
+            location.context,
+            fields,
+            links,
+            verdict.summary(near_path, similarity),
+            self.changed_at,
+        )
+        columns = (
+            path.encode(),
+            text.title.encode(),
+            text.meta_description.encode(),
+            text.h1.encode(),
+            document,
+        )
+        row = copyrows.encode(
+            self.site.id,
+            service.id,
+            location.id,
+            columns,
+            copyrows.Quality(
+                verdict.score,
+                verdict.indexable,
+                verdict.flags,
+                similarity,
+                near.id if near is not None else None,
+            ),
+            digest,
+        )
+        return RenderedPage(location.id, digest, row)
+
+
+def location_entities(location: dict[str, Any]) -> tuple[str, ...]:
+    """A location's own names and numbers: masked before pages are compared, since two
+    pages that differ only in these say the same thing."""
+    return (
+        location["name"],
+        location["region_name"],
+        location["area"],
+        location["population_text"],
+    )
+
+
+def data_values(context: dict[str, Any]) -> list[str]:
+    """Every value a page's own rows put into its text (for its unique-data share)."""
+    service, location = context["service"], context["location"]
+    values = [service["name"], service["category"], service["description"]]
+    values += [str(v) for v in service["attributes"].values()]
+    values += [str(location[key]) for key in LOCATION_DATA if location.get(key) is not None]
+    values += [str(v) for v in location["attributes"].values()]
+    hub = location.get("hub")
+    if hub:
+        values += [hub["name"], str(hub["distance_km"])]
+    for place in context["nearby"]:
+        values += [place["name"], str(place["distance_km"])]
+    return values

@@ -46,6 +46,7 @@ CREATE UNLOGGED TABLE {stage} (
     site_id integer NOT NULL, service_id bigint NOT NULL, location_id bigint NOT NULL,
     path text NOT NULL, title text NOT NULL, meta_description text NOT NULL, h1 text NOT NULL,
     document bytea NOT NULL, quality_score real NOT NULL, indexable boolean NOT NULL,
+    quality_flags integer NOT NULL, nearest_similarity real, nearest_location_id bigint,
     content_hash bytea NOT NULL
 ) WITH (autovacuum_enabled = false);
 CREATE UNLOGGED TABLE {stage}_gone (service_id bigint NOT NULL, location_id bigint NOT NULL)
@@ -88,15 +89,18 @@ MERGE_UPDATE = """
 UPDATE pages p SET
     path = c.path, title = c.title, meta_description = c.meta_description, h1 = c.h1,
     document = c.document, quality_score = c.quality_score, indexable = c.indexable,
-    content_hash = c.content_hash,
+    quality_flags = c.quality_flags, nearest_similarity = c.nearest_similarity,
+    nearest_location_id = c.nearest_location_id, content_hash = c.content_hash,
     updated_at = now(), deleted_at = NULL
 FROM changed c WHERE p.id = c.id
 """
 MERGE_INSERT = """
 INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, h1,
-                   document, quality_score, indexable, content_hash)
+                   document, quality_score, indexable, quality_flags, nearest_similarity,
+                   nearest_location_id, content_hash)
 SELECT $1, s.service_id, s.location_id, s.path, s.title, s.meta_description, s.h1,
-       s.document, s.quality_score, s.indexable, s.content_hash
+       s.document, s.quality_score, s.indexable, s.quality_flags, s.nearest_similarity,
+       s.nearest_location_id, s.content_hash
 FROM {stage} s
 WHERE NOT EXISTS (
     SELECT 1 FROM pages p

@@ -25,7 +25,7 @@ MAX_VARIANTS = 20
 MAX_BLOCK_OUTPUT = 20_000
 TOP_LEVEL = ("title", "meta_description", "h1", "intro")
 LIST_BLOCKS = {"sections": ("heading", "body"), "faq": ("question", "answer")}
-OPTIONS_KEY = "generate"
+OPTION_KEYS = ("generate", "quality")  # tables the site file keeps beside the templates
 LOOP_ATTRIBUTES = frozenset(
     ("index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0")
 )
@@ -97,7 +97,7 @@ def _variants(value: Any, where: str) -> list[str]:
 
 def _blocks(content: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     """Flatten the content table into (block name, variants), in page order."""
-    unknown = set(content) - {*TOP_LEVEL, *LIST_BLOCKS, OPTIONS_KEY}
+    unknown = set(content) - {*TOP_LEVEL, *LIST_BLOCKS, *OPTION_KEYS}
     if unknown:
         raise ContentError(f"[content] has unknown block(s): {', '.join(sorted(unknown))}")
     blocks = []

@@ -50,7 +50,27 @@ class SiteError(Exception):
 class GenerateOptions:
     min_population: int = 0
     nearby_radius_km: float = 150.0
-    index_threshold: float = 0.6
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    """The site file's [quality] table: when a page is good enough to be indexed."""
+
+    index_threshold: float = 60.0  # score (0-100) a page needs to be indexable
+    near_duplicate: float = 0.8  # similarity to a sibling (0-1) that keeps a page out
+    min_body_words: int = 300  # body words that earn every substance point
+    thin_body_words: int = 120  # fewer body words keep a page out
+    min_unique_data: float = 0.1  # share of words from the page's own data (0-1)
+
+
+# Each rule: its type and the largest value it takes.
+QUALITY_RULES: dict[str, tuple[type, float]] = {
+    "index_threshold": (float, 100),
+    "near_duplicate": (float, 1),
+    "min_body_words": (int, 100_000),
+    "thin_body_words": (int, 100_000),
+    "min_unique_data": (float, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class Site:
     content: dict[str, Any]
     content_version: str
     options: GenerateOptions = field(default_factory=GenerateOptions)
+    quality: QualityRules = field(default_factory=QualityRules)
     # A hash of the site's own favicon (stored in the database); None: the default icon.
     favicon_tag: str | None = None
 
@@ -105,18 +126,42 @@ def _options(data: Any, source: str) -> dict[str, float | int]:
         return {}
     if not isinstance(data, dict):
         raise SiteError(f"{source}: [generate] must be a table")
-    known = {"min_population": int, "nearby_radius_km": float, "index_threshold": float}
+    known = {"min_population": int, "nearby_radius_km": float}
     options: dict[str, float | int] = {}
     for name, value in data.items():
+        if name == "index_threshold":
+            raise SiteError(
+                f"{source}: [generate] index_threshold has moved to [quality], as a score "
+                "from 0 to 100 (0.6 becomes 60)"
+            )
         kind = known.get(name)
         if kind is None:
             raise SiteError(f"{source}: [generate] has unknown option '{name}'")
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise SiteError(f"{source}: [generate] {name} must be a number >= 0")
         options[name] = kind(value)
-    if options.get("index_threshold", 0) > 1:
-        raise SiteError(f"{source}: [generate] index_threshold must be between 0 and 1")
     return options
+
+
+def _quality(data: Any, source: str) -> dict[str, float | int]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SiteError(f"{source}: [quality] must be a table")
+    rules: dict[str, float | int] = {}
+    for name, value in data.items():
+        if name not in QUALITY_RULES:
+            known = ", ".join(QUALITY_RULES)
+            raise SiteError(f"{source}: [quality] has unknown rule '{name}' (known: {known})")
+        kind, largest = QUALITY_RULES[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0 <= value <= largest or (kind is int and value != int(value)):
+            what = "a whole number" if kind is int else "a number"
+            raise SiteError(f"{source}: [quality] {name} must be {what} from 0 to {largest:g}")
+        rules[name] = kind(value)
+    if rules.get("thin_body_words", 0) > rules.get("min_body_words", QualityRules.min_body_words):
+        raise SiteError(f"{source}: [quality] thin_body_words must not exceed min_body_words")
+    return rules
 
 
 def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
@@ -144,7 +189,11 @@ def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
     content = data.get("content")
     if not isinstance(content, dict):
         raise SiteError(f"{source}: a [content] table with the page templates is required")
-    content = {**content, "generate": _options(data.get("generate"), source)}
+    content = {
+        **content,
+        "generate": _options(data.get("generate"), source),
+        "quality": _quality(data.get("quality"), source),
+    }
     try:
         ContentTemplates(content)
     except ContentError as error:
@@ -190,8 +239,20 @@ def load_definition(path: Path) -> SiteDefinition:
     return dataclasses.replace(definition, favicon=favicon)
 
 
+def _stored_rules(content: dict[str, Any]) -> tuple[GenerateOptions, QualityRules]:
+    """The options and quality rules of a stored site. A site stored before the quality
+    gate kept its threshold (0-1) in [generate]: it becomes the gate's (0-100)."""
+    options = dict(content.get("generate", {}))
+    rules = dict(content.get("quality", {}))
+    legacy = options.pop("index_threshold", None)
+    if legacy is not None and "quality" not in content:
+        rules["index_threshold"] = float(legacy) * 100
+    return GenerateOptions(**options), QualityRules(**rules)
+
+
 def _site(row: asyncpg.Record) -> Site:
     content = orjson.loads(row["content"]) if isinstance(row["content"], str) else row["content"]
+    options, rules = _stored_rules(content)
     return Site(
         id=row["id"],
         slug=row["slug"],
@@ -202,7 +263,8 @@ def _site(row: asyncpg.Record) -> Site:
         path_pattern=row["path_pattern"],
         content=content,
         content_version=row["content_version"],
-        options=GenerateOptions(**content.get("generate", {})),
+        options=options,
+        quality=rules,
         favicon_tag=row["favicon_tag"],
     )
 

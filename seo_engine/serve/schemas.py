@@ -123,6 +123,27 @@ class LocationRef(BaseModel):
     longitude: float
 
 
+class QualityReason(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. near_duplicate (docs/quality.md).")
+    message: str
+
+
+class NearestSibling(BaseModel):
+    path: str
+    similarity: float = Field(description="Estimated share of 5-word shingles in common (0-1).")
+
+
+class Quality(BaseModel):
+    """The quality gate's verdict on the page (docs/quality.md)."""
+
+    score: float = Field(description="0-100.")
+    indexable: bool
+    reasons: list[QualityReason] = Field(description="Why points were lost; blocking first.")
+    nearest: NearestSibling | None = Field(
+        description="The most similar page of its family found, if any."
+    )
+
+
 class PageDocument(BaseModel):
     """Everything needed to render one page, with no further calls."""
 
@@ -143,7 +164,8 @@ class PageDocument(BaseModel):
         description="schema.org @graph: Service, BreadcrumbList, FAQPage"
     )
     indexable: bool
-    quality_score: float
+    quality_score: float = Field(description="0-100, as in `quality.score`.")
+    quality: Quality
     updated_at: datetime
     etag: str
 
