@@ -14,8 +14,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import asyncpg
 import typer
+from rich.console import Console
 
-from seo_engine import __version__, resources, workflows
+from seo_engine import __version__, audit_view, resources, workflows
 from seo_engine.db import database, migrate
 from seo_engine.db.embedded import EmbeddedError
 from seo_engine.db.migrate import MigrationError
@@ -24,14 +25,17 @@ from seo_engine.ingest.content import ContentError
 from seo_engine.ingest.dimensions import SeedOptions, SeedRejected, SeedReport
 from seo_engine.ingest.seedfile import SeedFileError, detect_format
 from seo_engine.ingest.sites import SiteError
+from seo_engine.serve.preview import PreviewError
 from seo_engine.serve.server import ServeOptions, serve_app
 from seo_engine.serve.static_export import ExportError
 from seo_engine.settings import Settings, SettingsError, load_settings
 
 # sysexits.h codes, so scripts can tell bad input from an unreachable database.
+EXIT_USAGE = 2  # as click's own usage errors
 EXIT_DATA = 65
 EXIT_UNAVAILABLE = 69
 EXIT_SOFTWARE = 70
+EXIT_CANTCREATE = 73
 EXIT_TEMPORARY = 75
 EXIT_CONFIG = 78
 EXIT_INTERRUPTED = 130
@@ -76,7 +80,14 @@ def reported_errors() -> Iterator[None]:
         fail(str(error), EXIT_SOFTWARE)
     except GenerateBusy as error:
         fail(str(error), EXIT_TEMPORARY)
-    except (SiteError, SeedFileError, ContentError, GenerateError, ExportError) as error:
+    except (
+        SiteError,
+        SeedFileError,
+        ContentError,
+        GenerateError,
+        ExportError,
+        PreviewError,
+    ) as error:
         fail(str(error), EXIT_DATA)
     except SeedRejected as error:
         show_rejections(error.report)
@@ -337,6 +348,91 @@ def generate(
     with reported_errors():
         report = run(workflows.generate_pages, config, options)
     show_generate(report)
+
+
+@app.command()
+def audit(
+    site: SiteOption = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable JSON (docs/quality.md).")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows in each list.")] = 10,
+) -> None:
+    """Report what the quality gate decided: pass rate, scores, reasons, the worst pages,
+    services and regions, the most similar pairs, duplicate titles and descriptions.
+
+    Example: seo-engine audit --limit 20
+    """
+    config = settings()
+    with reported_errors():
+        report = run(workflows.audit_site, config, site, limit)
+    if json_output:
+        sys.stdout.buffer.write(report.as_json() + b"\n")
+        sys.stdout.flush()
+    else:
+        audit_view.show(report, Console())
+
+
+@app.command()
+def preview(
+    service: Annotated[str | None, typer.Argument(help="Service slug, e.g. roof-repair.")] = None,
+    location: Annotated[str | None, typer.Argument(help="Location slug, e.g. austin-tx.")] = None,
+    site: SiteOption = None,
+    site_file: Annotated[
+        Path | None,
+        typer.Option("--site-file", help="Preview with this site file (not stored) instead."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Write the JSON document instead of the HTML.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=100_000, help="Instead: audit a sample of about N pages (no arguments)."
+        ),
+    ] = None,
+) -> None:
+    """Render one page exactly as generate would store it and the server send it, with its
+    quality score and reasons; or, with --sample N, render and judge a sample of pages
+    across services and regions and print the audit of it. Nothing is written.
+
+    Example: seo-engine preview roof-repair austin-tx --site-file seeds/site.toml -o page.html
+    Example: seo-engine preview --sample 500 --site-file seeds/site.toml
+    """
+    config = settings()
+    if sample is not None:
+        if service is not None or location is not None:
+            fail("--sample takes no service or location", EXIT_USAGE)
+        with reported_errors():
+            report = run(workflows.preview_sample, config, site, site_file, sample)
+        audit_view.show(report, Console(), sample=True)
+        return
+    if service is None or location is None:
+        fail("give a service and a location slug (or --sample N)", EXIT_USAGE)
+    with reported_errors():
+        page = run(workflows.preview_page, config, site, site_file, service, location)
+    body = page.document if json_output else page.html
+    verdict = page.quality
+    state = "indexable" if verdict["indexable"] else "not indexable (noindex, not in sitemaps)"
+    typer.echo(
+        f"{page.path}: score {verdict['score']:g}, {state}; "
+        f"compared with the {page.family - 1:,} other pages of its service",
+        err=output is None,
+    )
+    for reason in verdict["reasons"]:
+        typer.echo(f"  {reason['code']}: {reason['message']}", err=output is None)
+    if output is None:
+        sys.stdout.buffer.write(body + b"\n")
+        sys.stdout.flush()
+        return
+    try:
+        output.write_bytes(body)
+    except OSError as error:
+        fail(f"{output}: {error.strerror}", EXIT_CANTCREATE)
+    typer.echo(f"written to {output}")
 
 
 @export_app.command("static")

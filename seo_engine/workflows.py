@@ -7,11 +7,11 @@ from datetime import datetime
 from pathlib import Path
 
 from seo_engine.db import database
-from seo_engine.generate import run
+from seo_engine.generate import audit, run
 from seo_engine.ingest import dimensions, sites
 from seo_engine.ingest.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
-from seo_engine.serve import static_export
+from seo_engine.serve import preview, static_export
 from seo_engine.settings import Settings
 
 
@@ -90,3 +90,32 @@ async def export_ndjson(
     for bar in bars:
         bar.finish()
     return report
+
+
+async def audit_site(settings: Settings, site_slug: str | None, limit: int) -> audit.Audit:
+    """The quality gate's stored verdicts on a site, summarised."""
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        return await audit.audit(connection, site, limit)
+
+
+async def preview_page(
+    settings: Settings,
+    site_slug: str | None,
+    site_file: Path | None,
+    service_slug: str,
+    location_slug: str,
+) -> preview.Preview:
+    """One page as generate would build it, without writing anything."""
+    async with database.session(settings) as connection:
+        return await preview.preview_page(
+            connection, site_slug, site_file, service_slug, location_slug
+        )
+
+
+async def preview_sample(
+    settings: Settings, site_slug: str | None, site_file: Path | None, size: int
+) -> audit.Audit:
+    """The audit of a sample of pages rendered now, without writing anything."""
+    async with database.session(settings) as connection:
+        return await preview.preview_sample(connection, site_slug, site_file, size)

@@ -41,6 +41,17 @@ class RenderedPage(NamedTuple):
     row: bytes
 
 
+class JudgedPage(NamedTuple):
+    """One page rendered and judged by the quality gate, before its document is built."""
+
+    service: Dimension
+    location: Dimension
+    text: PageText
+    verdict: quality.Verdict
+    similarity: float | None  # to its nearest sibling, if one was found
+    near: Dimension | None  # that sibling's location
+
+
 @dataclass
 class LengthReport:
     """Pages whose title or description stayed over the limit with every variant."""
@@ -239,17 +250,21 @@ class PageBuilder:
         own = (service.context["name"], *location_entities(location.context))
         return texts, signals, quality.signature(quality.masked(whole, own))
 
-    def pages(self, service_id: int, lengths: LengthReport) -> Iterator[RenderedPage]:
-        """Every page row of one service, in location order.
+    def family(
+        self, service_id: int, lengths: LengthReport, locations: list[Dimension] | None = None
+    ) -> Iterator[JudgedPage]:
+        """Every page of one service (or its pages in these locations: a preview's sample),
+        in location order, rendered and judged.
 
         The pages of a service are one family for the quality gate: all of them are
-        rendered (their text kept compressed) and compared before any is built.
+        rendered (their text kept compressed) and compared before any is judged.
         """
         service = self.services[service_id]
+        members = self.locations if locations is None else locations
         kept: list[bytes] = []
         signals: list[quality.Signals] = []
         signatures: list[quality.Signature] = []
-        for location in self.locations:
+        for location in members:
             texts, signal, signature = self.render(service, location, lengths)
             kept.append(zlib.compress(orjson.dumps(texts), 1))
             signals.append(signal)
@@ -258,24 +273,48 @@ class PageBuilder:
         titles = Counter(signal.title_key for signal in signals)
         descriptions = Counter(signal.description_key for signal in signals)
         rules = self.site.quality
-        for index, location in enumerate(self.locations):
+        for index, location in enumerate(members):
             found = nearest[index]
-            near = self.locations[found.index] if found is not None else None
+            near = members[found.index] if found is not None else None
             near_path = self.path(service, near) if near is not None else None
             verdict = quality.judge(signals[index], found, near_path, titles, descriptions, rules)
             text = self.templates.page_text(orjson.loads(zlib.decompress(kept[index])))
-            yield self._build(service, location, text, verdict, found, near)
+            similarity = found.similarity if found is not None else None
+            yield JudgedPage(service, location, text, verdict, similarity, near)
 
-    def _build(
-        self,
-        service: Dimension,
-        location: Dimension,
-        text: PageText,
-        verdict: quality.Verdict,
-        nearest: quality.Nearest | None,
-        near: Dimension | None,
-    ) -> RenderedPage:
-        path = self.path(service, location)
+    def pages(
+        self, service_id: int, lengths: LengthReport, locations: list[Dimension] | None = None
+    ) -> Iterator[RenderedPage]:
+        """Every page row of one service (see `family`), in location order, ready to COPY."""
+        for page in self.family(service_id, lengths, locations):
+            document, digest = self.document(page)
+            columns = (
+                self.path(page.service, page.location).encode(),
+                page.text.title.encode(),
+                page.text.meta_description.encode(),
+                page.text.h1.encode(),
+                document,
+            )
+            near = page.near
+            row = copyrows.encode(
+                self.site.id,
+                page.service.id,
+                page.location.id,
+                columns,
+                copyrows.Quality(
+                    page.verdict.score,
+                    page.verdict.indexable,
+                    page.verdict.flags,
+                    page.similarity,
+                    near.id if near is not None else None,
+                ),
+                digest,
+            )
+            yield RenderedPage(page.location.id, digest, row)
+
+    def document(self, page: JudgedPage) -> tuple[bytes, bytes]:
+        """A judged page's document, as stored and served, and its content hash."""
+        service, location, text = page.service, page.location, page.text
         close = self._close(location)
         links = {
             "nearby": [
@@ -295,40 +334,17 @@ class PageBuilder:
             "sections": [{"heading": h, "body": b} for h, b in text.sections],
             "faq": [{"question": q, "answer": a} for q, a in text.faq],
         }
-        similarity = nearest.similarity if nearest is not None else None
-        near_path = self.path(service, near) if near is not None else None
-        document, digest = documents.build(
+        near_path = self.path(service, page.near) if page.near is not None else None
+        return documents.build(
             self.site,
-            path,
+            self.path(service, location),
             service.context,
             location.context,
             fields,
             links,
-            verdict.summary(near_path, similarity),
+            page.verdict.summary(near_path, page.similarity),
             self.changed_at,
         )
-        columns = (
-            path.encode(),
-            text.title.encode(),
-            text.meta_description.encode(),
-            text.h1.encode(),
-            document,
-        )
-        row = copyrows.encode(
-            self.site.id,
-            service.id,
-            location.id,
-            columns,
-            copyrows.Quality(
-                verdict.score,
-                verdict.indexable,
-                verdict.flags,
-                similarity,
-                near.id if near is not None else None,
-            ),
-            digest,
-        )
-        return RenderedPage(location.id, digest, row)
 
 
 def location_entities(location: dict[str, Any]) -> tuple[str, ...]:

@@ -101,7 +101,13 @@ def _failure(error: Exception) -> WorkerFailure:
 
 async def load_builder(connection: Connection, site_slug: str, changed_at: datetime) -> PageBuilder:
     """Read a site's dimensions and neighbours into a PageBuilder."""
-    site = await sites.find(connection, site_slug)
+    return await builder_for(connection, await sites.find(connection, site_slug), changed_at)
+
+
+async def builder_for(
+    connection: Connection, site: sites.Site, changed_at: datetime
+) -> PageBuilder:
+    """A PageBuilder for this site (as stored, or as a site file being edited defines it)."""
     services = [
         Dimension(row["id"], row["key"], row["slug"], service_context(row))
         for row in await connection.fetch(SELECT_SERVICES, site.id)

@@ -292,6 +292,23 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
     return await find(connection, definition.slug), outcome
 
 
+def as_defined(site: Site, definition: SiteDefinition) -> Site:
+    """A stored site as a site file defines it now, without storing it (for previews)."""
+    options, rules = _stored_rules(definition.content)
+    return dataclasses.replace(
+        site,
+        name=definition.name,
+        base_url=definition.base_url,
+        domain=definition.domain,
+        locale=definition.locale,
+        path_pattern=definition.path_pattern,
+        content=definition.content,
+        content_version=definition.content_version,
+        options=options,
+        quality=rules,
+    )
+
+
 async def stored_favicon(connection: Connection, site_id: int) -> tuple[bytes, str] | None:
     """A site's own favicon and its tag, None if it has none (or no longer exists)."""
     row = await connection.fetchrow(SELECT_FAVICON, site_id)
