@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from seo_engine.generate.audit import BUCKETS, Audit, Duplicate
-from seo_engine.generate.quality import BLOCKING
+from seo_engine.generate.audit import BUCKETS, Audit, Duplicate, Links
+from seo_engine.generate.quality import BLOCKING, DESCRIPTION_LIMIT, TITLE_LIMIT
 
 BAR_WIDTH = 40
 
@@ -27,6 +27,46 @@ def _duplicates(title: str, found: list[Duplicate], groups: int) -> Table | str:
     for duplicate in found:
         table.add_row(f"{duplicate.pages:,}", duplicate.text, "\n".join(duplicate.paths))
     return table
+
+
+def _over_limits(console: Console, report: Audit) -> None:
+    console.print(
+        f"Pages over the length limits (title {TITLE_LIMIT}, description "
+        f"{DESCRIPTION_LIMIT} characters): {report.over_limits:,}"
+    )
+    if report.over_limit_pages:
+        table = Table()
+        table.add_column("page")
+        table.add_column("title", justify="right")
+        table.add_column("description", justify="right")
+        for page in report.over_limit_pages:
+            table.add_row(page.path, str(page.title_length), str(page.description_length))
+        console.print(table)
+
+
+def _links(console: Console, links: Links | None) -> None:
+    """Headlines on their own lines: a table's title wraps at the table's width."""
+    if links is None:
+        console.print("Internal links: not checked (add --links; it reads every stored page)")
+        return
+    console.print(
+        f"Internal links: {links.links:,} between pages, {links.dangling_links:,} lead nowhere"
+    )
+    if links.dangling:
+        table = Table()
+        table.add_column("missing page")
+        table.add_column("links to it", justify="right")
+        table.add_column("e.g. from")
+        for link in links.dangling:
+            table.add_row(link.target, f"{link.links:,}", link.example)
+        console.print(table)
+    console.print(f"Pages only the hubs link to: {links.orphans:,}")
+    if links.orphan_paths:
+        table = Table()
+        table.add_column("page")
+        for path in links.orphan_paths:
+            table.add_row(path)
+        console.print(table)
 
 
 def show(report: Audit, console: Console, *, sample: bool = False) -> None:
@@ -117,3 +157,6 @@ def show(report: Audit, console: Console, *, sample: bool = False) -> None:
             report.duplicate_description_groups,
         )
     )
+    _over_limits(console, report)
+    if not sample:
+        _links(console, report.links)

@@ -16,7 +16,7 @@ import asyncpg
 import typer
 from rich.console import Console
 
-from seo_engine import __version__, audit_view, resources, workflows
+from seo_engine import __version__, audit_report, audit_view, resources, workflows
 from seo_engine.db import database, migrate
 from seo_engine.db.embedded import EmbeddedError
 from seo_engine.db.migrate import MigrationError
@@ -357,20 +357,39 @@ def audit(
         bool, typer.Option("--json", help="Machine-readable JSON (docs/quality.md).")
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows in each list.")] = 10,
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the report as one self-contained HTML file."),
+    ] = None,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links",
+            help="Also check internal links: reads every stored document "
+            "(about a minute per 400,000 pages).",
+        ),
+    ] = False,
 ) -> None:
     """Report what the quality gate decided: pass rate, scores, reasons, the worst pages,
-    services and regions, the most similar pairs, duplicate titles and descriptions.
+    services and regions, the most similar pairs, duplicate titles and descriptions, pages
+    over the length limits; with --links, links that lead nowhere and pages none lead to.
 
-    Example: seo-engine audit --limit 20
+    Example: seo-engine audit --limit 20 --links --html audit.html
     """
     config = settings()
     with reported_errors():
-        report = run(workflows.audit_site, config, site, limit)
+        report = run(workflows.audit_site, config, site, limit, links)
     if json_output:
         sys.stdout.buffer.write(report.as_json() + b"\n")
         sys.stdout.flush()
     else:
         audit_view.show(report, Console())
+    if html_file is not None:
+        try:
+            html_file.write_text(audit_report.render(report, limit), encoding="utf-8")
+        except OSError as error:
+            fail(f"{html_file}: {error.strerror}", EXIT_CANTCREATE)
+        typer.echo(f"report written to {html_file}", err=json_output)
 
 
 @app.command()

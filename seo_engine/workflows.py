@@ -92,11 +92,13 @@ async def export_ndjson(
     return report
 
 
-async def audit_site(settings: Settings, site_slug: str | None, limit: int) -> audit.Audit:
+async def audit_site(
+    settings: Settings, site_slug: str | None, limit: int, links: bool
+) -> audit.Audit:
     """The quality gate's stored verdicts on a site, summarised."""
     async with database.session(settings) as connection:
         site = await sites.find(connection, site_slug)
-        return await audit.audit(connection, site, limit)
+        return await audit.audit(connection, site, limit, links=links)
 
 
 async def preview_page(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from seo_engine.generate.quality import REASONS
-from tests.seeding import cli
-from tests.test_quality import prose, setup_quality_site
+from tests.seeding import SERVICE_HEADER, cli, write
+from tests.test_quality import QUALITY_LOCATIONS, QUALITY_SITE, STORY, prose, setup_quality_site
 
 
 def test_audit_json_reports_the_stored_verdicts(fresh_dsn: str, tmp_path: Path) -> None:
@@ -61,3 +62,73 @@ def test_audit_of_an_unknown_site_is_a_clear_error(fresh_dsn: str, tmp_path: Pat
     result = cli(fresh_dsn, "audit", "--site", "nosuchsite")
     assert result.exit_code == 65
     assert "nosuchsite" in result.output and "Traceback" not in result.output
+
+
+def test_audit_html_is_one_self_contained_file(fresh_dsn: str, tmp_path: Path) -> None:
+    setup_quality_site(fresh_dsn, tmp_path, prose(23, 40))
+    report = tmp_path / "audit.html"
+    result = cli(fresh_dsn, "audit", "--html", str(report))
+    assert result.exit_code == 0, result.output
+    assert f"report written to {report}" in result.stdout
+    html = report.read_text()
+    # Nothing to fetch: no scripts, stylesheets, images or fonts from anywhere.
+    assert re.findall(r"<(?:script|link|img|iframe)\b|url\(|@import", html) == []
+    assert re.findall(r"(?:src|href)=", html) == []
+    assert html.count("<svg") == 4
+    assert "<code>/repair/alpha-xx</code>" in html and "40 words of body text" in html
+    assert "1 of 5 live pages pass the quality gate (20%)" in html
+    failed = cli(fresh_dsn, "audit", "--html", str(tmp_path / "no" / "such" / "dir.html"))
+    assert failed.exit_code == 73 and "No such file or directory" in failed.output
+
+
+def test_audit_finds_links_to_missing_pages_orphans_and_long_titles(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    """One place, two services of one category, only one generated: its page links to the
+    other service's page, which does not exist, and no page links to it."""
+    site = tmp_path / "quality.toml"
+    site.write_text(QUALITY_SITE)
+    services = write(
+        tmp_path / "s.csv",
+        SERVICE_HEADER,
+        ["s1,repair,Repair,Home,Fixes.,1", "s2,install,Install,Home,Fits.,1"],
+    )
+    name = "Llanfairpwllgwyngyll Gogerychwyrndrobwll Llantysiliogogogoch"
+    locations = write(
+        tmp_path / "l.csv",
+        QUALITY_LOCATIONS,
+        [f"1,ll-xx,{name},Region,R,US,3000,53.2,-4.2,{STORY}"],
+    )
+    for args in (
+        ("sites", "add", str(site)),
+        ("seed", "services", str(services)),
+        ("seed", "locations", str(locations)),
+        ("generate", "--service", "repair"),
+    ):
+        assert cli(fresh_dsn, *args).exit_code == 0
+    plain = json.loads(cli(fresh_dsn, "audit", "--json").stdout)
+    assert plain["links"] is None
+    assert plain["over_limits"] == 1
+    assert plain["over_limit_pages"] == [
+        {
+            "path": "/repair/ll-xx",
+            "title_length": len(f"Repair in {name}"),
+            "description_length": len(
+                f"Repair in {name}, Region: local crews, fixed prices, work we stand behind."
+            ),
+        }
+    ]
+    result = cli(fresh_dsn, "audit", "--json", "--links")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["links"] == {
+        "links": 1,
+        "dangling_links": 1,
+        "dangling_targets": 1,
+        "dangling": [{"target": "/install/ll-xx", "links": 1, "example": "/repair/ll-xx"}],
+        "orphans": 1,
+        "orphan_paths": ["/repair/ll-xx"],
+    }
+    text = cli(fresh_dsn, "audit", "--links").stdout
+    assert "Internal links: 1 between pages, 1 lead nowhere" in text
+    assert "Pages only the hubs link to: 1" in text
+    assert "Pages over the length limits (title 60, description 160 characters): 1" in text

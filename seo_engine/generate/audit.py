@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from seo_engine.db.database import Connection
-from seo_engine.generate.quality import REASONS
+from seo_engine.generate.quality import DESCRIPTION_LIMIT, REASONS, TITLE_LIMIT
 from seo_engine.ingest.sites import Site
 
 SCHEMA_VERSION = 1  # of --json's output; docs/quality.md describes it
@@ -19,9 +19,10 @@ BUCKETS = 10  # score histogram: 0-9, 10-19, ... 90-100
 # groups, from which the totals, the histogram and the reason counts all follow.
 VERDICT_GROUPS = """
 SELECT least(floor(quality_score / 10), 9)::int AS bucket, quality_flags, indexable,
+       least(floor(nearest_similarity * 10), 9)::int AS similarity_bucket,
        count(*)::bigint AS pages
 FROM pages WHERE site_id = $1 AND deleted_at IS NULL
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, 4
 """
 FAMILIES = """
 SELECT s.slug AS service, count(*)::bigint AS pages,
@@ -66,6 +67,43 @@ GROUP BY {field} HAVING count(*) > 1
 ORDER BY count(*) DESC, {field}
 LIMIT $2
 """
+OVER_LIMITS = """
+SELECT path, length(title) AS title_length, length(meta_description) AS description_length,
+       count(*) OVER ()::bigint AS pages
+FROM pages
+WHERE site_id = $1 AND deleted_at IS NULL
+  AND (length(title) > $2 OR length(meta_description) > $3)
+ORDER BY greatest(length(title) - $2, length(meta_description) - $3) DESC, path
+LIMIT $4
+"""
+# Internal links, read from the stored documents (every list under "links" holds objects
+# with a "path"): one row per link, kept for the transaction.
+LINKS_TABLE = "CREATE TEMP TABLE audit_links (source text, target text) ON COMMIT DROP"
+LINKS_FILL = """
+INSERT INTO audit_links
+SELECT p.path, link #>> '{}'
+FROM pages p,
+     jsonb_path_query(convert_from(p.document, 'UTF8')::jsonb, '$.links.*[*].path') link
+WHERE p.site_id = $1 AND p.deleted_at IS NULL
+"""
+DANGLING = """
+SELECT target, count(*)::bigint AS links, min(source) AS example,
+       count(*) OVER ()::bigint AS targets, (sum(count(*)) OVER ())::bigint AS total
+FROM audit_links l
+WHERE NOT EXISTS (SELECT 1 FROM pages q
+                  WHERE q.site_id = $1 AND q.path = l.target AND q.deleted_at IS NULL)
+GROUP BY target
+ORDER BY count(*) DESC, target
+LIMIT $2
+"""
+ORPHANS = """
+SELECT path, count(*) OVER ()::bigint AS orphans
+FROM pages p
+WHERE site_id = $1 AND deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM audit_links l WHERE l.target = p.path AND l.source <> p.path)
+ORDER BY path
+LIMIT $2
+"""
 DUPLICATE_TITLES = DUPLICATE_FIELD.format(field="title")
 DUPLICATE_DESCRIPTIONS = DUPLICATE_FIELD.format(field="meta_description")
 
@@ -108,11 +146,39 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class OverLimit:
+    path: str
+    title_length: int
+    description_length: int
+
+
+@dataclass(frozen=True)
+class DanglingLink:
+    target: str  # a path no live page has
+    links: int  # how many pages link to it
+    example: str  # one of them
+
+
+@dataclass(frozen=True)
+class Links:
+    """Internal links between pages (nearby places, other services), from the documents."""
+
+    links: int
+    dangling_links: int
+    dangling_targets: int
+    dangling: list[DanglingLink]  # most linked first
+    orphans: int  # live pages no other page links to (the hubs link to every page)
+    orphan_paths: list[str]
+
+
+@dataclass(frozen=True)
 class Audit:
     site: str
     pages: int
     passing: int
     histogram: list[int]  # pages per score bucket of 10 points, the last 90-100
+    similarity_histogram: list[int]  # pages per tenth of nearest-sibling similarity
+    no_sibling: int  # pages for which no similar sibling was found
     reasons: dict[str, int]  # pages per reason code, every code present
     families: list[Family]  # by pass rate, worst first
     regions: list[Region]  # by pass rate, worst first
@@ -122,6 +188,9 @@ class Audit:
     duplicate_title_groups: int
     duplicate_descriptions: list[Duplicate]
     duplicate_description_groups: int
+    over_limits: int  # pages whose title or description is over its limit
+    over_limit_pages: list[OverLimit]  # furthest over first
+    links: Links | None  # None unless asked for (it reads every document)
 
     def as_json(self) -> bytes:
         return orjson.dumps(
@@ -154,9 +223,31 @@ async def _duplicates(
     return found, rows[0]["groups"] if rows else 0
 
 
-async def audit(connection: Connection, site: Site, limit: int = 10) -> Audit:
-    """What the stored verdicts say about the site's live pages (`limit` rows per list)."""
+async def _links(connection: Connection, site: Site, limit: int) -> Links:
+    async with connection.transaction():
+        await connection.execute(LINKS_TABLE)
+        status = await connection.execute(LINKS_FILL, site.id)
+        await connection.execute("ANALYZE audit_links")
+        dangling = await connection.fetch(DANGLING, site.id, limit)
+        orphans = await connection.fetch(ORPHANS, site.id, limit)
+    return Links(
+        int(status.split()[-1]),
+        dangling[0]["total"] if dangling else 0,
+        dangling[0]["targets"] if dangling else 0,
+        [DanglingLink(row["target"], row["links"], row["example"]) for row in dangling],
+        orphans[0]["orphans"] if orphans else 0,
+        [row["path"] for row in orphans],
+    )
+
+
+async def audit(
+    connection: Connection, site: Site, limit: int = 10, *, links: bool = False
+) -> Audit:
+    """What the stored verdicts say about the site's live pages (`limit` rows per list);
+    with `links`, also the internal links that lead nowhere and the pages none lead to."""
     histogram = [0] * BUCKETS
+    similarity = [0] * BUCKETS
+    no_sibling = 0
     reasons = {reason.code: 0 for reason in REASONS}
     pages = passing = 0
     for row in await connection.fetch(VERDICT_GROUPS, site.id):
@@ -164,6 +255,10 @@ async def audit(connection: Connection, site: Site, limit: int = 10) -> Audit:
         pages += count
         passing += count if row["indexable"] else 0
         histogram[row["bucket"]] += count
+        if row["similarity_bucket"] is None:
+            no_sibling += count
+        else:
+            similarity[row["similarity_bucket"]] += count
         for bit, reason in enumerate(REASONS):
             if row["quality_flags"] & (1 << bit):
                 reasons[reason.code] += count
@@ -178,11 +273,14 @@ async def audit(connection: Connection, site: Site, limit: int = 10) -> Audit:
     descriptions, description_groups = await _duplicates(
         connection, DUPLICATE_DESCRIPTIONS, site, limit
     )
+    long = await connection.fetch(OVER_LIMITS, site.id, TITLE_LIMIT, DESCRIPTION_LIMIT, limit)
     return Audit(
         site.slug,
         pages,
         passing,
         histogram,
+        similarity,
+        no_sibling,
         reasons,
         families,
         regions,
@@ -192,4 +290,7 @@ async def audit(connection: Connection, site: Site, limit: int = 10) -> Audit:
         title_groups,
         descriptions,
         description_groups,
+        long[0]["pages"] if long else 0,
+        [OverLimit(row["path"], row["title_length"], row["description_length"]) for row in long],
+        await _links(connection, site, limit) if links else None,
     )
