@@ -207,6 +207,11 @@ def show_generate(report: GenerateReport) -> None:
         f"{report.redirects:,} redirects added "
         f"(render and insert {report.render_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
     )
+    if report.skipped:
+        typer.echo(
+            f"{report.skipped:,} of {report.families:,} services not rendered: built from "
+            "unchanged inputs (--force renders them)"
+        )
     lengths = report.lengths
     if lengths.long_titles or lengths.long_descriptions:
         typer.echo(
@@ -338,13 +343,23 @@ def generate(
     workers: Annotated[
         int | None, typer.Option(min=1, max=64, help="Render processes (default: one per core).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Render every service, also those built from unchanged inputs."
+        ),
+    ] = False,
 ) -> None:
-    """Render every service x location page and merge changes into the page set.
+    """Render every service x location page and merge changes into the page set. A service
+    whose inputs (code, site file, its category's services, locations) are unchanged since
+    it was last built is not rendered again.
 
     Example: seo-engine generate --site localpros --service roof-repair
     """
     config = settings()
-    options = GenerateOptions(site=site, services=tuple(service or ()), workers=workers)
+    options = GenerateOptions(
+        site=site, services=tuple(service or ()), workers=workers, force=force
+    )
     with reported_errors():
         report = run(workflows.generate_pages, config, options)
     show_generate(report)

@@ -19,7 +19,7 @@ import asyncpg
 
 from seo_engine.db import changes, copyguard, database
 from seo_engine.db.database import Connection
-from seo_engine.generate import copyrows
+from seo_engine.generate import copyrows, inputs
 from seo_engine.generate.copyrows import COLUMNS
 from seo_engine.generate.pagebuild import LengthReport
 from seo_engine.generate.render_worker import (
@@ -158,6 +158,8 @@ class GenerateReport:
     lengths: LengthReport = field(default_factory=LengthReport)
     render_seconds: float = 0.0
     merge_seconds: float = 0.0
+    families: int = 0  # services selected
+    skipped: int = 0  # of them, built from unchanged inputs: not rendered
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class GenerateOptions:
     site: str | None = None
     services: tuple[str, ...] = ()
     workers: int | None = None
+    force: bool = False  # render every selected service, even one whose inputs are unchanged
 
 
 def default_workers() -> int:
@@ -382,9 +385,20 @@ async def _generate_locked(
     if unknown:
         raise GenerateError(f"unknown service(s) for site '{site.slug}': {', '.join(unknown)}")
     selected = [services[slug] for slug in options.services] or list(services.values())
+    report.families = len(selected)
+    # Read before any worker reads its inputs: a change committed in between makes the
+    # recorded digest older than the pages, so the next run renders them again.
+    current = await inputs.family_inputs(merger, site.id)
+    last = await inputs.built(merger, site.id)
+    if not options.force:
+        same = [i for i in selected if i in last and last[i][0] == current[i]]
+        report.skipped = len(same)
+        report.pages = sum(last[i][1] for i in same)
+        selected = [i for i in selected if i not in same]
     locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
     started = time.monotonic()
     inserted = 0
+    built: dict[int, tuple[bytes, int]] = {}
     if selected:  # workers run even with no locations: they stage the pages that are gone
         rendered = await _render_all(
             merger,
@@ -401,6 +415,7 @@ async def _generate_locked(
         for result in rendered.results:
             report.pages += result.pages
             report.lengths.add(result.lengths)
+            built[result.service_id] = (current[result.service_id], result.pages)
     report.render_seconds = time.monotonic() - started
     started = time.monotonic()
     try:
@@ -410,6 +425,7 @@ async def _generate_locked(
                 await merger.execute(MERGE_LIVE_REDIRECTS, site.id)
             if inserted or any(counts):  # API workers drop what they cached, at commit
                 await changes.notify(merger)
+            await inputs.record(merger, site.id, built)
     except asyncpg.UniqueViolationError:
         raise GenerateError(await _explain_collision(merger, site, stage)) from None
     report.merge_seconds = time.monotonic() - started
