@@ -386,6 +386,7 @@ async def _generate_locked(
         raise GenerateError(f"unknown service(s) for site '{site.slug}': {', '.join(unknown)}")
     selected = [services[slug] for slug in options.services] or list(services.values())
     report.families = len(selected)
+    locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
     # Read before any worker reads its inputs: a change committed in between makes the
     # recorded digest older than the pages, so the next run renders them again.
     current = await inputs.family_inputs(merger, site.id)
@@ -395,7 +396,6 @@ async def _generate_locked(
         report.skipped = len(same)
         report.pages = sum(last[i][1] for i in same)
         selected = [i for i in selected if i not in same]
-    locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
     started = time.monotonic()
     inserted = 0
     built: dict[int, tuple[bytes, int]] = {}
