@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import zlib
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seo_engine.generate import quality
@@ -63,10 +65,39 @@ def test_signatures_are_deterministic_and_estimate_jaccard() -> None:
 
 def test_masking_makes_pages_that_differ_only_in_their_city_the_same() -> None:
     body = prose(3, 200)
-    austin = quality.masked(f"Roof repair in Austin. {body} Call Austin today.", ["Austin"])
-    waco = quality.masked(f"Roof repair in Waco. {body} Call Waco today.", ["Waco"])
-    assert austin == waco
-    assert quality.masked("San Marcos and Marcos", ["Marcos", "San Marcos"]).count("\x00") == 2
+    austin = quality.signature(f"Roof repair in Austin. {body} Call Austin today.", ["Austin"])
+    waco = quality.signature(f"Roof repair in Waco. {body} Call Waco today.", ["Waco"])
+    marcos = quality.signature(
+        f"Roof repair in San Marcos. {body} Call San Marcos today.", ["San Marcos"]
+    )
+    assert (austin == waco).all() and (austin == marcos).all()  # a masked run is one mask
+    unmasked = quality.signature(f"Roof repair in Waco. {body} Call Waco today.")
+    assert not (unmasked == austin).all()
+
+
+def test_words_flag_data_and_mask_entities_but_not_template_words() -> None:
+    vocabulary = quality.Vocabulary("Roof repair in {{ city }}. Call today, new roofs")
+    masked = vocabulary.words(["New Braunfels"])  # "new" is a template word: kept
+    data = vocabulary.words(["12,500", "Seguin"])
+    assert masked == (b"braunfels",) and data == (b"12", b"500", b"seguin")
+    text = "Roof repair in New Braunfels. 12,500 people; near Seguin"
+    words = vocabulary.read(text, masked, data)
+    assert words.count == 10 and words.data == 4  # braunfels, 12, 500, seguin
+    assert int(words.hashes[4]) == quality.MASKED
+    # The vocabulary is left as it was: the next page's words are plain.
+    again = vocabulary.read("Roof repair in New Braunfels.")
+    assert again.data == 0 and int(again.hashes[4]) == zlib.crc32(b"braunfels")
+
+
+def test_signatures_of_many_pages_at_once_equal_each_alone() -> None:
+    vocabulary = quality.Vocabulary()
+    texts = [prose(11, 250), "", "two words", prose(12, 40) + " Austin Austin", prose(13, 400)]
+    entities = vocabulary.words(["Austin"])
+    pages = [vocabulary.read(text, entities) for text in texts]
+    together = quality.signatures(pages)
+    for row, page in zip(together, pages, strict=True):
+        assert (row == quality.signatures([page])[0]).all()
+    assert (together[1] == np.iinfo(np.uint32).max).all()  # an empty text
 
 
 def test_nearest_siblings_pairs_duplicates_and_near_duplicates_only() -> None:

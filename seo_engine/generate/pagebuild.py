@@ -10,17 +10,19 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import asyncpg
+import numpy as np
 import orjson
 
 from seo_engine.generate import copyrows, documents, quality
 from seo_engine.generate.quality import DESCRIPTION_LIMIT, TITLE_LIMIT
-from seo_engine.ingest.content import ContentTemplates, PageText, time_limit
+from seo_engine.ingest.content import SEPARATOR, ContentTemplates, PageText, time_limit
 from seo_engine.ingest.neighbours import Point, distance_km
 from seo_engine.ingest.sites import Site
 
 SIBLING_LINKS = 6
 PAGE_TIME_LIMIT_SECONDS = 2.0
 EXAMPLES_KEPT = 5
+SIGNATURE_BATCH = 512  # pages whose signatures are computed at once
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,10 @@ class PageBuilder:
             for service in services
         }
         self.location_by_id = {location.id: location for location in locations}
+        self.vocabulary = quality.Vocabulary(self.templates.literal_text)
+        # (masked, data) words of each service and location (quality.Vocabulary.words),
+        # made at their first page: a worker meets every location once per service.
+        self._words: dict[tuple[str, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         add_region_facts(locations)
 
     def path(self, service: Dimension, location: Dimension) -> str:
@@ -215,9 +221,9 @@ class PageBuilder:
 
     def render(
         self, service: Dimension, location: Dimension, lengths: LengthReport
-    ) -> tuple[list[str], quality.Signals, quality.Signature]:
-        """One page's rendered blocks, what the quality gate reads in them, and the
-        signature of its text."""
+    ) -> tuple[str, quality.Signals, quality.Words]:
+        """One page's rendered blocks (joined by SEPARATOR), what the quality gate reads in
+        them, and its words (see `quality.Vocabulary.read`)."""
         context = self._context(service, location, self._close(location))
         path = self.path(service, location)
         seed = zlib.crc32(f"{service.key}\x1f{location.key}".encode())
@@ -234,21 +240,40 @@ class PageBuilder:
             lengths.long_descriptions += 1
             lengths.note(path, "meta description", len(texts[1]))
         text = self.templates.page_text(texts)
-        whole = " ".join(texts)
         body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
-        data, words = quality.data_words(whole, data_values(context))
+        masked, data = self._words_of(service, location, context)
+        whole = SEPARATOR.join(texts)  # the separator cuts words like punctuation
+        words = self.vocabulary.read(whole, masked, data)
         signals = quality.Signals(
             body_words=sum(len(part.split()) for part in body),
-            data_words=data,
-            words=words,
+            data_words=words.data,
+            words=words.count,
             title_length=len(text.title),
             description_length=len(text.meta_description),
             empty_sections=sum(1 for _, b in text.sections if not b.strip()),
             title_key=quality.normalised(text.title),
             description_key=quality.normalised(text.meta_description),
         )
-        own = (service.context["name"], *location_entities(location.context))
-        return texts, signals, quality.signature(quality.masked(whole, own))
+        return whole, signals, words
+
+    def _words_of(
+        self, service: Dimension, location: Dimension, context: dict[str, Any]
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """The words a page of this service in this location masks, and its data words."""
+        words = self.vocabulary.words
+        own = self._words.get(("service", service.id))
+        if own is None:
+            own = self._words[("service", service.id)] = (
+                words([service.context["name"]]),
+                words(service_values(service.context)),
+            )
+        place = self._words.get(("location", location.id))
+        if place is None:
+            place = self._words[("location", location.id)] = (
+                words(location_entities(location.context)),
+                words(location_values(location.context, context["nearby"])),
+            )
+        return own[0] + place[0], own[1] + place[1]
 
     def family(
         self, service_id: int, lengths: LengthReport, locations: list[Dimension] | None = None
@@ -257,18 +282,22 @@ class PageBuilder:
         in location order, rendered and judged.
 
         The pages of a service are one family for the quality gate: all of them are
-        rendered (their text kept compressed) and compared before any is judged.
+        rendered (their text kept as UTF-8) and compared before any is judged.
         """
         service = self.services[service_id]
         members = self.locations if locations is None else locations
         kept: list[bytes] = []
         signals: list[quality.Signals] = []
-        signatures: list[quality.Signature] = []
+        signatures = np.empty((len(members), quality.PERMUTATIONS), dtype=np.uint32)
+        batch: list[quality.Words] = []
         for location in members:
-            texts, signal, signature = self.render(service, location, lengths)
-            kept.append(zlib.compress(orjson.dumps(texts), 1))
+            whole, signal, words = self.render(service, location, lengths)
+            kept.append(whole.encode())
             signals.append(signal)
-            signatures.append(signature)
+            batch.append(words)
+            if len(batch) == SIGNATURE_BATCH or len(kept) == len(members):
+                signatures[len(kept) - len(batch) : len(kept)] = quality.signatures(batch)
+                batch.clear()
         nearest = quality.nearest_siblings(signatures)
         titles = Counter(signal.title_key for signal in signals)
         descriptions = Counter(signal.description_key for signal in signals)
@@ -278,7 +307,7 @@ class PageBuilder:
             near = members[found.index] if found is not None else None
             near_path = self.path(service, near) if near is not None else None
             verdict = quality.judge(signals[index], found, near_path, titles, descriptions, rules)
-            text = self.templates.page_text(orjson.loads(zlib.decompress(kept[index])))
+            text = self.templates.page_text(kept[index].decode().split(SEPARATOR))
             similarity = found.similarity if found is not None else None
             yield JudgedPage(service, location, text, verdict, similarity, near)
 
@@ -358,16 +387,20 @@ def location_entities(location: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def data_values(context: dict[str, Any]) -> list[str]:
-    """Every value a page's own rows put into its text (for its unique-data share)."""
-    service, location = context["service"], context["location"]
+def service_values(service: dict[str, Any]) -> list[str]:
+    """Every value a service row puts into its pages' text (for their unique-data share)."""
     values = [service["name"], service["category"], service["description"]]
-    values += [str(v) for v in service["attributes"].values()]
-    values += [str(location[key]) for key in LOCATION_DATA if location.get(key) is not None]
+    return values + [str(v) for v in service["attributes"].values()]
+
+
+def location_values(location: dict[str, Any], nearby: list[dict[str, Any]]) -> list[str]:
+    """Every value a location's rows (its own, its region's, the places near it) put into
+    the text of its pages."""
+    values = [str(location[key]) for key in LOCATION_DATA if location.get(key) is not None]
     values += [str(v) for v in location["attributes"].values()]
     hub = location.get("hub")
     if hub:
         values += [hub["name"], str(hub["distance_km"])]
-    for place in context["nearby"]:
+    for place in nearby:
         values += [place["name"], str(place["distance_km"])]
     return values

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from seo_engine.ingest.content import SEPARATOR
 from seo_engine.ingest.sites import QualityRules
 
 SHINGLE_WORDS = 5
@@ -51,11 +52,22 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _MIX = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1], dtype=np.uint64)
 _BIN_SHIFT = np.uint64(64 - PERMUTATIONS.bit_length() + 1)  # the top 6 bits pick the bin
-_BIN_STARTS = np.arange(PERMUTATIONS, dtype=np.uint64) << _BIN_SHIFT
+_COLUMNS = np.arange(PERMUTATIONS)
 _LOW = np.uint64(0xFFFFFFFF)
+_FULL = np.iinfo(np.uint64).max
 _EMPTY = np.full(PERMUTATIONS, np.iinfo(np.uint32).max, dtype=np.uint32)
 _NORMAL = re.compile(r"[^0-9a-z]+")
-MASK = " \x00 "  # what a masked entity value becomes: a token no template writes
+_ASCII_PUNCTUATION = bytes.maketrans(
+    bytes(c for c in range(128) if not chr(c).isalnum()),
+    b" " * sum(1 for c in range(128) if not chr(c).isalnum()),
+)
+_EN_DASH, _EM_DASH = "\u2013".encode(), "\u2014".encode()  # "$100\u2013$350" is two numbers
+_WORD = np.uint64(32)
+_DATA_BIT = _WORD  # word hashes are 32 bits; this bit flags a word of the page's data
+DATA = 1 << 32
+MASK = zlib.crc32(b"\x00")  # what an entity word becomes: the hash of a word no text has
+MASKED = MASK | DATA
+VOCABULARY_LIMIT = 1_000_000  # words a worker remembers the hash of, before it starts over
 
 Signature = npt.NDArray[np.uint32]
 
@@ -131,40 +143,78 @@ class Verdict:
         }
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 def normalised(text: str) -> str:
     """Lowercase letters and digits only: "Roof Repair | Austin" and "roof repair - austin"
     are the same title."""
     return _NORMAL.sub(" ", text.lower()).strip()
 
 
-def masked(text: str, entities: Iterable[str]) -> str:
-    """The text in lowercase with every entity value replaced by one mask token."""
-    lowered = text.lower()
-    for value in sorted({e.lower() for e in entities if e}, key=len, reverse=True):
-        lowered = lowered.replace(value, MASK)
-    return lowered
+def tokens(text: str) -> list[bytes]:
+    """The words of a text as the gate compares them: lowercase UTF-8, cut at whitespace,
+    ASCII punctuation and dashes. Other non-ASCII characters are parts of words (the
+    quotes of "Sa\u2018\u012bd\u0101b\u0101d" are letters): a value and the text that
+    shows it are cut alike."""
+    spaced = text.lower().encode().replace(_EN_DASH, b" ").replace(_EM_DASH, b" ")
+    return spaced.translate(_ASCII_PUNCTUATION).split()
 
 
-def data_words(text: str, values: Iterable[str]) -> tuple[int, int]:
-    """(words that come from data values, all words) of a text.
+@dataclass(frozen=True)
+class Words:
+    """One page's words as hashes (entity words masked), and how many come from its data."""
 
-    Each value (a city's name, a population, a service's description, a nearby town …)
-    is counted wherever it appears whole, longest values first, so that no word counts
-    twice; values under three characters are too common to attribute.
+    hashes: npt.NDArray[np.uint64]
+    data: int
+
+    @property
+    def count(self) -> int:
+        return len(self.hashes)
+
+
+class Vocabulary(dict[bytes, int]):
+    """Each word's hash (CRC-32), computed once: a worker's pages share most of their words.
+
+    `template_text` is the literal text of the site's content templates: its words are the
+    template's own, so they neither count as a page's data nor are masked when a data value
+    happens to contain them ("New" in "New South Wales").
     """
-    lowered = text.lower()
-    total = _words(lowered)
-    found = 0
-    for value in sorted({v.lower() for v in values if len(v) >= 3}, key=len, reverse=True):
-        times = lowered.count(value)
-        if times:
-            found += times * _words(value)
-            lowered = lowered.replace(value, " ")
-    return min(found, total), total
+
+    def __init__(self, template_text: str = "") -> None:
+        super().__init__()
+        self.template_words = frozenset(tokens(template_text))
+        self._canonical: dict[bytes, bytes] = {}  # one object per word: lists of words share it
+
+    def __missing__(self, word: bytes) -> int:
+        value = self[word] = zlib.crc32(word)
+        return value
+
+    def words(self, values: Iterable[str]) -> tuple[bytes, ...]:
+        """The distinct words of data values that are not the template's own, in order of
+        first appearance; computed once per service or location and kept by the caller."""
+        if len(self._canonical) > VOCABULARY_LIMIT:
+            self._canonical.clear()
+        found = dict.fromkeys(tokens(SEPARATOR.join(values)))
+        return tuple(
+            self._canonical.setdefault(word, word)
+            for word in found
+            if word not in self.template_words
+        )
+
+    def read(self, text: str, masked: Sequence[bytes] = (), data: Sequence[bytes] = ()) -> Words:
+        """The words of `text`, each replaced by its hash: a word of `masked` (the page's own
+        names and numbers, see `words`) by the mask, and a word of `masked` or `data` (every
+        other value its rows put in the page) flagged as data, so that one pass counts them."""
+        if len(self) > VOCABULARY_LIMIT:
+            self.clear()
+        plain = list(map(self.__getitem__, data)), list(map(self.__getitem__, masked))
+        # Until `plain` restores them, data words are flagged and masked words are the mask.
+        self.update(zip(data, map(DATA.__or__, plain[0]), strict=True))
+        self.update(dict.fromkeys(masked, MASKED))
+        try:
+            hashes = np.array(list(map(self.__getitem__, tokens(text))), dtype=np.uint64)
+        finally:
+            self.update(zip(data, plain[0], strict=True))
+            self.update(zip(masked, plain[1], strict=True))
+        return Words(hashes, int(np.count_nonzero(hashes >> _DATA_BIT)))
 
 
 def _mixed(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -175,37 +225,64 @@ def _mixed(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return mixed
 
 
-def signature(text: str) -> Signature:
-    """A MinHash signature of the text's 5-word shingles (deterministic across processes).
+def signatures(pages: Sequence[Words]) -> Signature:
+    """A MinHash signature (one row) for each page's 5-word shingles, computed for many
+    pages at once; deterministic across processes and runs.
 
     One-permutation hashing: each shingle is hashed once to 64 bits; the top bits pick one
     of PERMUTATIONS bins and each bin keeps its least value, which estimates Jaccard
     similarity like PERMUTATIONS separate hash functions at a 64th of the cost. An empty
     bin (a text of few shingles) borrows the value of the next filled bin, circularly
-    ("densification"), so that two short unrelated texts do not agree on empty bins.
+    ("densification"), so that two short unrelated texts do not agree on empty bins. A run
+    of masked words is one mask (a city of two words masks like a city of one), and a text
+    of fewer than five words is one shingle.
     """
-    words = np.array(list(map(zlib.crc32, text.encode().split())), dtype=np.uint64)
+    result = np.tile(_EMPTY, (len(pages), 1))
+    if not pages:
+        return result
+    words = np.concatenate([page.hashes for page in pages]) & _LOW
+    lengths = np.array([page.count for page in pages], dtype=np.int64)
+    owner = np.repeat(np.arange(len(pages)), lengths)
+    repeated = np.r_[False, (words[1:] == MASK) & (words[:-1] == MASK) & (owner[1:] == owner[:-1])]
+    if repeated.any():
+        words, owner = words[~repeated], owner[~repeated]
+        lengths = np.bincount(owner, minlength=len(pages))
+    short = np.flatnonzero((lengths > 0) & (lengths < SHINGLE_WORDS))
+    if len(short):  # rare: resize each to one shingle's words
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        parts = np.split(words, starts[1:])
+        for page in short.tolist():
+            parts[page] = np.resize(parts[page], SHINGLE_WORDS)
+        lengths[short] = SHINGLE_WORDS
+        words = np.concatenate(parts)
+        owner = np.repeat(np.arange(len(pages)), lengths)
+    if len(words) < SHINGLE_WORDS:
+        return result
     count = len(words) - SHINGLE_WORDS + 1
-    if count <= 0:
-        if not len(words):
-            return _EMPTY.copy()
-        count, words = 1, np.resize(words, SHINGLE_WORDS)  # a short text is one shingle
     shingles = words[:count] * _MIX[0]
     for offset in range(1, SHINGLE_WORDS):
         shingles ^= words[offset : offset + count] * _MIX[offset]
-    hashed = np.sort(_mixed(shingles))
-    first = np.searchsorted(hashed, _BIN_STARTS)  # the least value of each bin, if any
-    filled = np.flatnonzero(
-        (first < len(hashed))
-        & (
-            (hashed[np.minimum(first, len(hashed) - 1)] >> _BIN_SHIFT)
-            == np.arange(PERMUTATIONS, dtype=np.uint64)
-        )
-    )
+    # A shingle belongs to a page when its five words do.
+    whole = owner[:count] == owner[SHINGLE_WORDS - 1 :]
+    hashed, page = _mixed(shingles[whole]), owner[:count][whole]
+    least = np.full((len(pages), PERMUTATIONS), _FULL, dtype=np.uint64)
+    bins = page * PERMUTATIONS + (hashed >> _BIN_SHIFT).astype(np.int64)
+    np.minimum.at(least.reshape(-1), bins, hashed)
     # Each bin takes the next filled bin at or after it (circularly).
-    take = np.searchsorted(filled, np.arange(PERMUTATIONS)) % len(filled)
-    least: Signature = (hashed[first[filled[take]]] & _LOW).astype(np.uint32)
-    return least
+    filled = least != _FULL
+    column = np.where(filled, _COLUMNS, 2 * PERMUTATIONS)
+    following = np.minimum.accumulate(np.c_[column, column + PERMUTATIONS][:, ::-1], axis=1)
+    take = following[:, ::-1][:, :PERMUTATIONS] % PERMUTATIONS
+    rows = np.flatnonzero(filled.any(axis=1))
+    result[rows] = (np.take_along_axis(least[rows], take[rows], axis=1) & _LOW).astype(np.uint32)
+    return result
+
+
+def signature(text: str, entities: Iterable[str] = ()) -> Signature:
+    """One text's signature (see `signatures`), the words of `entities` masked."""
+    vocabulary = Vocabulary()
+    one: Signature = signatures([vocabulary.read(text, vocabulary.words(entities))])[0]
+    return one
 
 
 def _band_keys(matrix: Signature, band: int) -> npt.NDArray[np.uint64]:
@@ -217,54 +294,39 @@ def _band_keys(matrix: Signature, band: int) -> npt.NDArray[np.uint64]:
     return key
 
 
-def nearest_siblings(signatures: Sequence[Signature]) -> list[Nearest | None]:
+def nearest_siblings(matrix: Signature) -> list[Nearest | None]:
     """Each page's most similar sibling among those LSH pairs it with (None: no candidate).
 
-    For each band, pages are sorted by the band's values; a page is compared with the
-    WINDOW pages on either side that share its band exactly (LSH candidates). Bucket-mates
-    of a large bucket are all similar, so a few of them find the nearest closely enough;
-    an exact duplicate is always found (it shares every band).
+    `matrix` holds one signature per row. For each band, pages are sorted by the band's
+    values; a page is compared with the WINDOW pages on either side that share its band
+    exactly (LSH candidates). Bucket-mates of a large bucket are all similar, so a few of
+    them find the nearest closely enough; an exact duplicate is always found (it shares
+    every band). Each page keeps its most similar candidate, ties to the lowest index, so
+    that the answer does not depend on the order pairs were found in.
     """
-    count = len(signatures)
+    matrix = np.asarray(matrix)
+    count = len(matrix)
     if count < 2:
         return [None] * count
-    matrix = np.stack(signatures)
-    firsts: list[npt.NDArray[np.int64]] = []
-    seconds: list[npt.NDArray[np.int64]] = []
+    # Per page, the best (equal values << 32 | ~other) seen: the maximum is the most
+    # similar candidate and, among equals, the lowest index.
+    best = np.zeros(count, dtype=np.uint64)
     for band in range(BANDS):
         keys = _band_keys(matrix, band)
         order = np.argsort(keys, kind="stable")
         for shift in range(1, WINDOW + 1):
             left, right = order[:-shift], order[shift:]
             same = keys[left] == keys[right]
-            firsts.append(left[same])
-            seconds.append(right[same])
-    first = np.concatenate(firsts)
-    second = np.concatenate(seconds)
-    if not len(first):
-        return [None] * count
-    # A pair met in several bands is compared once.
-    pairs = np.unique(np.minimum(first, second) * count + np.maximum(first, second))
-    first, second = pairs // count, pairs % count
-    similarity = np.concatenate(
-        [
-            (matrix[first[at : at + PAIR_CHUNK]] == matrix[second[at : at + PAIR_CHUNK]]).mean(
-                axis=1
-            )
-            for at in range(0, len(first), PAIR_CHUNK)
-        ]
-    )
-    # Both ends of a pair learn of it; for each page keep the most similar, ties to the
-    # lowest index, so that the answer does not depend on the order pairs were found in.
-    pages = np.concatenate([first, second])
-    others = np.concatenate([second, first])
-    scores = np.concatenate([similarity, similarity])
-    order = np.lexsort((others, -scores, pages))
-    pages, others, scores = pages[order], others[order], scores[order]
-    starts = np.flatnonzero(np.r_[True, pages[1:] != pages[:-1]])
+            first, second = left[same], right[same]
+            for at in range(0, len(first), PAIR_CHUNK):
+                one, other = first[at : at + PAIR_CHUNK], second[at : at + PAIR_CHUNK]
+                equal = (matrix[one] == matrix[other]).sum(axis=1).astype(np.uint64) << _WORD
+                np.maximum.at(best, one, equal | (_LOW - other.astype(np.uint64)))
+                np.maximum.at(best, other, equal | (_LOW - one.astype(np.uint64)))
     found: list[Nearest | None] = [None] * count
-    for start in starts.tolist():
-        found[int(pages[start])] = Nearest(int(others[start]), float(scores[start]))
+    for page in np.flatnonzero(best).tolist():
+        value = int(best[page])
+        found[page] = Nearest(0xFFFFFFFF - (value & 0xFFFFFFFF), (value >> 32) / PERMUTATIONS)
     return found
 
 

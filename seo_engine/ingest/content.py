@@ -12,9 +12,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import jinja2
+from jinja2 import nodes
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -170,6 +171,14 @@ class ContentTemplates:
         self._combined = environment.from_string(source)
         self._counts = [len(variants) for _, variants in self.blocks]
         self._sections = sum(1 for where, _ in self.blocks if where.startswith("sections"))
+        # The words the templates write themselves, whatever the page's data.
+        literals = [
+            node.data if isinstance(node, nodes.TemplateData) else cast(nodes.Const, node).value
+            for _, variants in self.blocks
+            for variant in variants
+            for node in environment.parse(variant).find_all((nodes.TemplateData, nodes.Const))
+        ]
+        self.literal_text = " ".join(text for text in literals if isinstance(text, str))
 
     def choose(self, seed: int) -> list[int]:
         """The variant of each block for a page with this seed (stable across runs)."""
