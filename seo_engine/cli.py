@@ -207,10 +207,10 @@ def show_generate(report: GenerateReport) -> None:
         f"{report.redirects:,} redirects added "
         f"(render and insert {report.render_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
     )
-    if report.skipped:
+    if report.rendered < report.pages:
         typer.echo(
-            f"{report.skipped:,} of {report.families:,} services not rendered: built from "
-            "unchanged inputs (--force renders them)"
+            f"{report.pages - report.rendered:,} of {report.pages:,} pages not rendered: "
+            "built from unchanged inputs (--force renders them)"
         )
     lengths = report.lengths
     if lengths.long_titles or lengths.long_descriptions:
@@ -345,14 +345,12 @@ def generate(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option(
-            "--force", help="Render every service, also those built from unchanged inputs."
-        ),
+        typer.Option("--force", help="Render every page, also those built from unchanged inputs."),
     ] = False,
 ) -> None:
-    """Render every service x location page and merge changes into the page set. A service
-    whose inputs (code, site file, its category's services, locations) are unchanged since
-    it was last built is not rendered again.
+    """Render every service x location page and merge changes into the page set. A page
+    whose inputs (code, site file, its service and the services it links to, its location,
+    region and neighbours) are unchanged since it was last built is not rendered again.
 
     Example: seo-engine generate --site localpros --service roof-repair
     """

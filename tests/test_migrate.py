@@ -20,9 +20,9 @@ async def test_migrating_a_fresh_database_applies_every_migration(databases: Dat
         )
         assert [row["tablename"] for row in tables] == [
             "app_secrets",
-            "family_builds",
             "location_neighbours",
             "locations",
+            "page_builds",
             "pages",
             "redirects",
             "schema_migrations",

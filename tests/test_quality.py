@@ -8,7 +8,6 @@ import asyncio
 import json
 import random
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ def prose(seed: int, words: int) -> str:
     return " ".join(f"{word}." if number % 12 == 11 else word for number, word in enumerate(made))
 
 
-def signals(body_words: int = 400, data_share: float = 0.3, title: str = "t") -> quality.Signals:
+def signals(body_words: int = 400, data_share: float = 0.3) -> quality.Signals:
     return quality.Signals(
         body_words=body_words,
         data_words=round(1000 * data_share),
@@ -39,8 +38,8 @@ def signals(body_words: int = 400, data_share: float = 0.3, title: str = "t") ->
         title_length=40,
         description_length=120,
         empty_sections=0,
-        title_key=title,
-        description_key=title,
+        title_key=quality.text_key("t"),
+        description_key=quality.text_key("t"),
     )
 
 
@@ -79,28 +78,39 @@ def test_words_flag_data_and_mask_entities_but_not_template_words() -> None:
     vocabulary = quality.Vocabulary("Roof repair in {{ city }}. Call today, new roofs")
     masked = vocabulary.words(["New Braunfels"])  # "new" is a template word: kept
     data = vocabulary.words(["12,500", "Seguin"])
-    assert masked == (b"braunfels",) and data == (b"12", b"500", b"seguin")
+    assert masked == {b"braunfels"} and data == {b"12", b"500", b"seguin"}
     text = "Roof repair in New Braunfels. 12,500 people; near Seguin"
     words = vocabulary.read(text, masked, data)
     assert words.count == 10 and words.data == 4  # braunfels, 12, 500, seguin
-    assert int(words.hashes[4]) == quality.MASKED
-    # The vocabulary is left as it was: the next page's words are plain.
-    again = vocabulary.read("Roof repair in New Braunfels.")
+    assert int(words.hashes[4]) == quality.MASK
+    # Another page with other data: the same words are plain.
+    again = vocabulary.read("Roof repair in New Braunfels.", frozenset(), frozenset())
     assert again.data == 0 and int(again.hashes[4]) == zlib.crc32(b"braunfels")
+
+
+def test_words_are_cut_at_punctuation_and_dashes_and_folded_to_lowercase() -> None:
+    assert quality.tokens("Roof REPAIR: $100–$350 in Sa‘īdābād") == [
+        b"roof",
+        b"repair",
+        b"100",
+        b"350",
+        b"in",
+        "sa‘īdābād".encode(),
+    ]
 
 
 def test_signatures_of_many_pages_at_once_equal_each_alone() -> None:
     vocabulary = quality.Vocabulary()
     texts = [prose(11, 250), "", "two words", prose(12, 40) + " Austin Austin", prose(13, 400)]
     entities = vocabulary.words(["Austin"])
-    pages = [vocabulary.read(text, entities) for text in texts]
+    pages = [vocabulary.read(text, entities, frozenset()) for text in texts]
     together = quality.signatures(pages)
     for row, page in zip(together, pages, strict=True):
         assert (row == quality.signatures([page])[0]).all()
-    assert (together[1] == np.iinfo(np.uint32).max).all()  # an empty text
+    assert (together[1] == np.iinfo(np.uint16).max).all()  # an empty text
 
 
-def test_nearest_siblings_pairs_duplicates_and_near_duplicates_only() -> None:
+def test_nearest_pairs_duplicates_and_near_duplicates_only() -> None:
     base = prose(4, 300)
     texts = [
         base,  # 0
@@ -109,29 +119,35 @@ def test_nearest_siblings_pairs_duplicates_and_near_duplicates_only() -> None:
         prose(6, 300),  # 3: a text of its own
         prose(7, 300),  # 4: another
     ]
-    found = quality.nearest_siblings([quality.signature(text) for text in texts])
-    assert found[0] is not None and found[1] is not None and found[2] is not None
-    assert (found[0].index, found[0].similarity) == (1, 1.0)  # ties go to the lowest index
-    assert (found[1].index, found[1].similarity) == (0, 1.0)
-    assert found[2].index == 0 and 0.8 <= found[2].similarity < 1.0
-    assert found[3] is None and found[4] is None
-    assert quality.nearest_siblings([quality.signature(base)]) == [None]
+    rows, equal = quality.nearest(np.array([quality.signature(text) for text in texts]))
+    assert rows.tolist()[:2] == [1, 0] and equal.tolist()[:2] == [64, 64]  # ties: lowest row
+    assert rows[2] == 0 and 0.8 <= equal[2] / quality.PERMUTATIONS < 1.0
+    assert rows.tolist()[3:] == [-1, -1] and equal.tolist()[3:] == [0, 0]
+    one = quality.nearest(np.array([quality.signature(base)]))
+    assert (one[0].tolist(), one[1].tolist()) == ([-1], [0])
 
 
-def test_nearest_siblings_does_not_depend_on_the_order_of_pages() -> None:
+def test_nearest_pairs_pages_of_the_same_group_only() -> None:
+    base, other = prose(4, 300), prose(6, 300)
+    matrix = np.array([quality.signature(text) for text in (base, base, other, other, base)])
+    rows, _ = quality.nearest(matrix, np.array([1, 2, 1, 2, 2]))
+    # 0 has no copy in group 1; 1 and 4 are copies in group 2; 3 has none there.
+    assert rows.tolist() == [-1, 4, -1, -1, 1]
+
+
+def test_nearest_does_not_depend_on_the_order_of_pages() -> None:
     texts = [prose(8, 200)] * 3 + [prose(9, 200) + " " + prose(10, 20), prose(9, 200)]
-    forward = quality.nearest_siblings([quality.signature(text) for text in texts])
-    backward = quality.nearest_siblings([quality.signature(text) for text in reversed(texts)])
+    forward = quality.nearest(np.array([quality.signature(text) for text in texts]))
+    backward = quality.nearest(np.array([quality.signature(text) for text in reversed(texts)]))
     last = len(texts) - 1
-    for index, near in enumerate(forward):
-        mirrored = backward[last - index]
-        assert near is not None and mirrored is not None
-        assert near.similarity == mirrored.similarity
-        assert texts[near.index] == texts[last - mirrored.index]
+    for index in range(len(texts)):
+        mirrored = last - index
+        assert forward[1][index] == backward[1][mirrored]
+        assert texts[forward[0][index]] == texts[last - backward[0][mirrored]]
 
 
 def test_a_distinct_full_page_scores_every_point_and_is_indexable() -> None:
-    verdict = quality.judge(signals(), None, None, Counter(), Counter(), RULES)
+    verdict = quality.judge(signals(), None, None, 1, 1, RULES)
     assert (verdict.score, verdict.indexable, verdict.reasons, verdict.flags) == (
         100.0,
         True,
@@ -141,28 +157,20 @@ def test_a_distinct_full_page_scores_every_point_and_is_indexable() -> None:
 
 
 def test_duplicates_and_thin_pages_are_kept_out_whatever_their_score() -> None:
-    same = quality.judge(signals(), quality.Nearest(1, 1.0), "/a/b", Counter(), Counter(), RULES)
+    same = quality.judge(signals(), 1.0, "/a/b", 1, 1, RULES)
     assert codes(same) == ["duplicate_content"] and not same.indexable
     assert same.reasons[0]["message"] == "its text is the same as /a/b's"
     assert same.score == 55.0  # every point but distinctiveness: blocked all the same
-    near = quality.judge(signals(), quality.Nearest(1, 0.85), "/a/b", Counter(), Counter(), RULES)
+    near = quality.judge(signals(), 0.85, "/a/b", 1, 1, RULES)
     assert codes(near) == ["near_duplicate"] and not near.indexable
     assert near.reasons[0]["message"] == "85% of its text is shared with /a/b (limit 80%)"
-    thin = quality.judge(signals(body_words=50), None, None, Counter(), Counter(), RULES)
+    thin = quality.judge(signals(body_words=50), None, None, 1, 1, RULES)
     assert codes(thin) == ["thin_content"] and not thin.indexable
     assert thin.flags == quality.BIT["thin_content"]
 
 
 def test_lesser_findings_cost_points_and_the_threshold_decides() -> None:
-    titles = Counter({"t": 3})
-    verdict = quality.judge(
-        signals(body_words=150, data_share=0.02),
-        quality.Nearest(2, 0.65),
-        "/x/y",
-        titles,
-        titles,
-        RULES,
-    )
+    verdict = quality.judge(signals(body_words=150, data_share=0.02), 0.65, "/x/y", 3, 3, RULES)
     assert codes(verdict) == [
         "similar_content",
         "short_content",
@@ -178,12 +186,7 @@ def test_lesser_findings_cost_points_and_the_threshold_decides() -> None:
     assert verdict.flags == sum(quality.BIT[code] for code in codes(verdict))
     lenient = QualityRules(index_threshold=50)
     assert quality.judge(
-        signals(body_words=150, data_share=0.02),
-        quality.Nearest(2, 0.65),
-        "/x/y",
-        titles,
-        titles,
-        lenient,
+        signals(body_words=150, data_share=0.02), 0.65, "/x/y", 3, 3, lenient
     ).indexable
 
 
@@ -336,3 +339,63 @@ def test_the_bundled_site_file_keeps_the_documented_defaults() -> None:
         value = getattr(RULES, name)
         assert f"{name} = {value:g}" in bundled, name
     assert f"min_unique_data = {RULES.min_unique_data:g}" in bundled
+
+
+def test_a_page_whose_sibling_changed_is_judged_again_without_being_rendered(
+    fresh_dsn: str, tmp_path: Path
+) -> None:
+    setup_quality_site(fresh_dsn, tmp_path, thin_story=prose(23, 40))
+    before = stored(fresh_dsn)
+    assert before["alpha"]["quality"]["reasons"][0]["code"] == "duplicate_content"
+    rows = quality_locations(prose(23, 40))
+    rows[1] = rows[1].replace(f"Bravo {STORY} Bravo", prose(25, 220))
+    locations = write(tmp_path / "bravo.csv", QUALITY_LOCATIONS, rows)
+    assert cli(fresh_dsn, "seed", "locations", str(locations)).exit_code == 0
+    result = cli(fresh_dsn, "generate", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert "4 of 5 pages not rendered" in result.stdout  # only bravo's text changed
+    after = stored(fresh_dsn)
+    # Alpha's copy is gone; charlie, alpha's text and a little more, is now its nearest.
+    assert after["alpha"]["quality"]["reasons"][0]["code"] == "near_duplicate"
+    assert after["alpha"]["nearest"] == "charlie-xx"
+    assert after["alpha"]["updated_at"] > before["alpha"]["updated_at"]  # type: ignore[operator]
+    assert after["echo"]["updated_at"] == before["echo"]["updated_at"]
+
+
+def test_pages_of_two_services_in_one_place_are_compared(fresh_dsn: str, tmp_path: Path) -> None:
+    site = tmp_path / "quality.toml"
+    site.write_text(QUALITY_SITE)
+    services = write(
+        tmp_path / "s.csv",
+        SERVICE_HEADER,
+        ["s1,repair,Repair,Home,Fixes.,1", "s2,cleaning,Cleaning,Home,Cleans.,2"],
+    )
+    locations = write(tmp_path / "l.csv", QUALITY_LOCATIONS, quality_locations(prose(23, 40)))
+    for args in (
+        ("sites", "add", str(site)),
+        ("seed", "services", str(services)),
+        ("seed", "locations", str(locations)),
+        ("generate", "--workers", "2"),
+    ):
+        result = cli(fresh_dsn, *args)
+        assert result.exit_code == 0, result.output
+    # Echo's two pages say the same once each page's own service name is masked: no other
+    # place has echo's text, but its other service's page in echo does.
+    rows = fetch(
+        fresh_dsn,
+        """SELECT p.path, p.document, s.slug AS near_service, l.slug AS near_location
+           FROM pages p JOIN services s ON s.id = p.nearest_service_id
+           JOIN locations l ON l.id = p.nearest_location_id
+           WHERE p.path LIKE '%/echo-xx' ORDER BY p.path""",
+    )
+    assert [(r["path"], r["near_service"], r["near_location"]) for r in rows] == [
+        ("/cleaning/echo-xx", "repair", "echo-xx"),
+        ("/repair/echo-xx", "cleaning", "echo-xx"),
+    ]
+    verdict = json.loads(rows[1]["document"])["quality"]
+    assert verdict["reasons"][0] == {
+        "code": "duplicate_content",
+        "message": "its text is the same as /cleaning/echo-xx's",
+    }
+    assert verdict["nearest"] == {"path": "/cleaning/echo-xx", "similarity": 1.0}
+    assert not verdict["indexable"]

@@ -53,7 +53,8 @@ LIMIT $2
 NEAREST_PAIRS = """
 SELECT p.path, n.path AS nearest_path, p.nearest_similarity::float8 AS similarity
 FROM pages p
-JOIN pages n ON n.site_id = p.site_id AND n.service_id = p.service_id
+JOIN pages n ON n.site_id = p.site_id
+            AND n.service_id = coalesce(p.nearest_service_id, p.service_id)
             AND n.location_id = p.nearest_location_id
 WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.nearest_similarity IS NOT NULL
 ORDER BY p.nearest_similarity DESC, p.path

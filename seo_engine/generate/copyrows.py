@@ -26,7 +26,22 @@ COLUMNS = (
     "quality_flags",
     "nearest_similarity",
     "nearest_location_id",
+    "nearest_service_id",
     "content_hash",
+)
+# page_builds (migration 0007), in this order.
+BUILD_COLUMNS = (
+    "site_id",
+    "service_id",
+    "location_id",
+    "inputs",
+    "signature",
+    "title_key",
+    "description_key",
+    "family_location_id",
+    "family_equal",
+    "place_service_id",
+    "place_equal",
 )
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -36,7 +51,9 @@ _LENGTH = struct.Struct("!i")
 # quality_score float4, indexable bool, quality_flags int4
 _QUALITY = struct.Struct("!ifi?ii")
 _SIMILARITY = struct.Struct("!if")  # nearest_similarity float4
-_LOCATION = struct.Struct("!iq")  # nearest_location_id int8
+_ID = struct.Struct("!iq")  # an int8 column: nearest_location_id, nearest_service_id
+_TEXT_KEYS = struct.Struct("!iqiq")  # title_key and description_key int8
+_EQUAL = struct.Struct("!ih")  # family_equal, place_equal int2
 _NULL = _LENGTH.pack(-1)
 _PAIR = struct.Struct("!hiqiq")  # two int8 columns
 
@@ -49,6 +66,7 @@ class Quality(NamedTuple):
     flags: int
     nearest_similarity: float | None
     nearest_location_id: int | None
+    nearest_service_id: int | None
 
 
 def encode(
@@ -69,12 +87,50 @@ def encode(
         parts.append(_LENGTH.pack(len(data)))
         parts.append(data)
     parts.append(_QUALITY.pack(4, quality.score, 1, quality.indexable, 4, quality.flags))
-    similarity, nearest = quality.nearest_similarity, quality.nearest_location_id
+    similarity = quality.nearest_similarity
     parts.append(_NULL if similarity is None else _SIMILARITY.pack(4, similarity))
-    parts.append(_NULL if nearest is None else _LOCATION.pack(8, nearest))
+    parts.append(_id(quality.nearest_location_id))
+    parts.append(_id(quality.nearest_service_id))
     parts.append(_LENGTH.pack(len(content_hash)))
     parts.append(content_hash)
     return b"".join(parts)
+
+
+def _id(value: int | None) -> bytes:
+    return _NULL if value is None else _ID.pack(8, value)
+
+
+class Build(NamedTuple):
+    """One page_builds row: what a page was built from and how it compared."""
+
+    service_id: int
+    location_id: int
+    inputs: bytes
+    signature: bytes
+    title_key: int
+    description_key: int
+    family_location_id: int | None
+    family_equal: int
+    place_service_id: int | None
+    place_equal: int
+
+
+def encode_build(site_id: int, build: Build) -> bytes:
+    """One page_builds row as a binary COPY tuple."""
+    return b"".join(
+        (
+            _KEYS.pack(len(BUILD_COLUMNS), 4, site_id, 8, build.service_id, 8, build.location_id),
+            _LENGTH.pack(len(build.inputs)),
+            build.inputs,
+            _LENGTH.pack(len(build.signature)),
+            build.signature,
+            _TEXT_KEYS.pack(8, build.title_key, 8, build.description_key),
+            _id(build.family_location_id),
+            _EQUAL.pack(2, build.family_equal),
+            _id(build.place_service_id),
+            _EQUAL.pack(2, build.place_equal),
+        )
+    )
 
 
 def payload(rows: list[bytes]) -> bytes:

@@ -1,28 +1,29 @@
-"""Turn one service and one location into a finished page row (text, links, score, hash)."""
+"""Turn one service and one location into a page: its text, what the quality gate reads in
+it, its document and row, and the digest of everything it is built from."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import zlib
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
-import numpy as np
 import orjson
 
 from seo_engine.generate import copyrows, documents, quality
 from seo_engine.generate.quality import DESCRIPTION_LIMIT, TITLE_LIMIT
-from seo_engine.ingest.content import SEPARATOR, ContentTemplates, PageText, time_limit
+from seo_engine.ingest.content import SEPARATOR, ContentTemplates, time_limit
 from seo_engine.ingest.neighbours import Point, distance_km
 from seo_engine.ingest.sites import Site
 
 SIBLING_LINKS = 6
 PAGE_TIME_LIMIT_SECONDS = 2.0
 EXAMPLES_KEPT = 5
-SIGNATURE_BATCH = 512  # pages whose signatures are computed at once
+PACKAGE = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,7 @@ class RenderedPage(NamedTuple):
     location_id: int
     content_hash: bytes
     row: bytes
-
-
-class JudgedPage(NamedTuple):
-    """One page rendered and judged by the quality gate, before its document is built."""
-
-    service: Dimension
-    location: Dimension
-    text: PageText
-    verdict: quality.Verdict
-    similarity: float | None  # to its nearest sibling, if one was found
-    near: Dimension | None  # that sibling's location
+    document: bytes  # as stored and served (also inside `row`)
 
 
 @dataclass
@@ -156,6 +147,43 @@ def add_region_facts(locations: list[Dimension]) -> None:
                 }
 
 
+class Sibling(NamedTuple):
+    """The nearest page the quality gate found for a page, and their similarity."""
+
+    service: Dimension
+    location: Dimension
+    similarity: float
+
+
+# The nearest page found in a family (its location id) or a place (its service id), and how
+# many signature values they share; (None, 0) when none was found.
+Near = tuple[int | None, int]
+
+
+class Rendered(NamedTuple):
+    """One page's text and what the quality gate reads in it."""
+
+    texts: list[str]  # every block's text, in the content templates' order
+    signals: quality.Signals
+    words: quality.Words | None  # None when the site's gate is off: nothing compares them
+
+
+@functools.cache
+def code_digest() -> bytes:
+    """The package's own source (Python and SQL): another release may build other pages."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.suffix in (".py", ".sql") and path.is_file():
+            digest.update(path.relative_to(PACKAGE).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.digest()
+
+
+def _digest(*parts: Any) -> bytes:
+    canonical = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
 class PageBuilder:
     """Everything needed to render the pages of one site, loaded once per worker."""
 
@@ -189,10 +217,15 @@ class PageBuilder:
             for service in services
         }
         self.location_by_id = {location.id: location for location in locations}
+        self.scored = site.quality.gate
         self.vocabulary = quality.Vocabulary(self.templates.literal_text)
-        # (masked, data) words of each service and location (quality.Vocabulary.words),
-        # made at their first page: a worker meets every location once per service.
-        self._words: dict[tuple[str, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+        # Made at a service's or location's first page: a worker meets every location
+        # once per service. A location's words are kept as one string (a set per location
+        # would cost a worker ~150 MB at 34,000 locations).
+        self._service_words: dict[int, tuple[frozenset[bytes], frozenset[bytes]]] = {}
+        self._location_words: dict[int, tuple[bytes, bytes]] = {}
+        self._service_inputs: dict[int, bytes] = {}
+        self._location_inputs: dict[int, bytes] = {}
         add_region_facts(locations)
 
     def path(self, service: Dimension, location: Dimension) -> str:
@@ -219,11 +252,36 @@ class PageBuilder:
             "siblings": [s.context for s in self.siblings[service.id]],
         }
 
-    def render(
-        self, service: Dimension, location: Dimension, lengths: LengthReport
-    ) -> tuple[str, quality.Signals, quality.Words]:
-        """One page's rendered blocks (joined by SEPARATOR), what the quality gate reads in
-        them, and its words (see `quality.Vocabulary.read`)."""
+    def inputs(self, service: Dimension, location: Dimension) -> bytes:
+        """The digest of everything the page's text and document are built from: the code,
+        the site (name, base URL, path pattern, templates, generate and quality settings),
+        the service and the services its page links to, the location with its region's
+        facts, and its neighbours (their facts within the nearby radius, else their names)."""
+        own = self._service_inputs.get(service.id)
+        if own is None:
+            site = self.site
+            own = self._service_inputs[service.id] = _digest(
+                code_digest().hex(),
+                [site.slug, site.name, site.base_url, site.locale, site.path_pattern],
+                site.content,
+                service.context,
+                [sibling.context for sibling in self.siblings[service.id]],
+            )
+        place = self._location_inputs.get(location.id)
+        if place is None:
+            # Templates see the places within the radius whole; the page links to the others
+            # by slug and name.
+            radius = self.site.options.nearby_radius_km
+            close = [
+                [n.context if km <= radius else [n.slug, n.context["name"]], km]
+                for n, km in self._close(location)
+            ]
+            place = self._location_inputs[location.id] = _digest(location.context, close)
+        return hashlib.blake2b(own + place, digest_size=16).digest()
+
+    def render(self, service: Dimension, location: Dimension, lengths: LengthReport) -> Rendered:
+        """One page's blocks, what the quality gate reads in them, and its words (see
+        `quality.Vocabulary.read`)."""
         context = self._context(service, location, self._close(location))
         path = self.path(service, location)
         seed = zlib.crc32(f"{service.key}\x1f{location.key}".encode())
@@ -240,110 +298,53 @@ class PageBuilder:
             lengths.long_descriptions += 1
             lengths.note(path, "meta description", len(texts[1]))
         text = self.templates.page_text(texts)
+        words = None
+        if self.scored:
+            masked, data = self._words_of(service, location, context["nearby"])
+            # The separator cuts words like punctuation.
+            words = self.vocabulary.read(SEPARATOR.join(texts), masked, data)
         body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
-        masked, data = self._words_of(service, location, context)
-        whole = SEPARATOR.join(texts)  # the separator cuts words like punctuation
-        words = self.vocabulary.read(whole, masked, data)
         signals = quality.Signals(
             body_words=sum(len(part.split()) for part in body),
-            data_words=words.data,
-            words=words.count,
+            data_words=words.data if words is not None else 0,
+            words=words.count if words is not None else 0,
             title_length=len(text.title),
             description_length=len(text.meta_description),
             empty_sections=sum(1 for _, b in text.sections if not b.strip()),
-            title_key=quality.normalised(text.title),
-            description_key=quality.normalised(text.meta_description),
+            title_key=quality.text_key(text.title),
+            description_key=quality.text_key(text.meta_description),
         )
-        return whole, signals, words
+        return Rendered(texts, signals, words)
 
     def _words_of(
-        self, service: Dimension, location: Dimension, context: dict[str, Any]
-    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        self, service: Dimension, location: Dimension, nearby: list[dict[str, Any]]
+    ) -> tuple[frozenset[bytes], frozenset[bytes]]:
         """The words a page of this service in this location masks, and its data words."""
         words = self.vocabulary.words
-        own = self._words.get(("service", service.id))
+        own = self._service_words.get(service.id)
         if own is None:
-            own = self._words[("service", service.id)] = (
+            own = self._service_words[service.id] = (
                 words([service.context["name"]]),
                 words(service_values(service.context)),
             )
-        place = self._words.get(("location", location.id))
+        place = self._location_words.get(location.id)
         if place is None:
-            place = self._words[("location", location.id)] = (
-                words(location_entities(location.context)),
-                words(location_values(location.context, context["nearby"])),
+            place = self._location_words[location.id] = (
+                b" ".join(words(location_entities(location.context))),
+                b" ".join(words(location_values(location.context, nearby))),
             )
-        return own[0] + place[0], own[1] + place[1]
+        return own[0].union(place[0].split()), own[1].union(place[1].split())
 
-    def family(
-        self, service_id: int, lengths: LengthReport, locations: list[Dimension] | None = None
-    ) -> Iterator[JudgedPage]:
-        """Every page of one service (or its pages in these locations: a preview's sample),
-        in location order, rendered and judged.
-
-        The pages of a service are one family for the quality gate: all of them are
-        rendered (their text kept as UTF-8) and compared before any is judged.
-        """
-        service = self.services[service_id]
-        members = self.locations if locations is None else locations
-        kept: list[bytes] = []
-        signals: list[quality.Signals] = []
-        signatures = np.empty((len(members), quality.PERMUTATIONS), dtype=np.uint32)
-        batch: list[quality.Words] = []
-        for location in members:
-            whole, signal, words = self.render(service, location, lengths)
-            kept.append(whole.encode())
-            signals.append(signal)
-            batch.append(words)
-            if len(batch) == SIGNATURE_BATCH or len(kept) == len(members):
-                signatures[len(kept) - len(batch) : len(kept)] = quality.signatures(batch)
-                batch.clear()
-        nearest = quality.nearest_siblings(signatures)
-        titles = Counter(signal.title_key for signal in signals)
-        descriptions = Counter(signal.description_key for signal in signals)
-        rules = self.site.quality
-        for index, location in enumerate(members):
-            found = nearest[index]
-            near = members[found.index] if found is not None else None
-            near_path = self.path(service, near) if near is not None else None
-            verdict = quality.judge(signals[index], found, near_path, titles, descriptions, rules)
-            text = self.templates.page_text(kept[index].decode().split(SEPARATOR))
-            similarity = found.similarity if found is not None else None
-            yield JudgedPage(service, location, text, verdict, similarity, near)
-
-    def pages(
-        self, service_id: int, lengths: LengthReport, locations: list[Dimension] | None = None
-    ) -> Iterator[RenderedPage]:
-        """Every page row of one service (see `family`), in location order, ready to COPY."""
-        for page in self.family(service_id, lengths, locations):
-            document, digest = self.document(page)
-            columns = (
-                self.path(page.service, page.location).encode(),
-                page.text.title.encode(),
-                page.text.meta_description.encode(),
-                page.text.h1.encode(),
-                document,
-            )
-            near = page.near
-            row = copyrows.encode(
-                self.site.id,
-                page.service.id,
-                page.location.id,
-                columns,
-                copyrows.Quality(
-                    page.verdict.score,
-                    page.verdict.indexable,
-                    page.verdict.flags,
-                    page.similarity,
-                    near.id if near is not None else None,
-                ),
-                digest,
-            )
-            yield RenderedPage(page.location.id, digest, row)
-
-    def document(self, page: JudgedPage) -> tuple[bytes, bytes]:
+    def document(
+        self,
+        service: Dimension,
+        location: Dimension,
+        texts: list[str],
+        verdict: quality.Verdict,
+        nearest: Sibling | None,
+    ) -> tuple[bytes, bytes]:
         """A judged page's document, as stored and served, and its content hash."""
-        service, location, text = page.service, page.location, page.text
+        text = self.templates.page_text(texts)
         close = self._close(location)
         links = {
             "nearby": [
@@ -363,7 +364,8 @@ class PageBuilder:
             "sections": [{"heading": h, "body": b} for h, b in text.sections],
             "faq": [{"question": q, "answer": a} for q, a in text.faq],
         }
-        near_path = self.path(service, page.near) if page.near is not None else None
+        near_path = None if nearest is None else self.path(nearest.service, nearest.location)
+        similarity = None if nearest is None else nearest.similarity
         return documents.build(
             self.site,
             self.path(service, location),
@@ -371,9 +373,86 @@ class PageBuilder:
             location.context,
             fields,
             links,
-            page.verdict.summary(near_path, page.similarity),
+            verdict.summary(near_path, similarity),
             self.changed_at,
         )
+
+    def nearest(
+        self,
+        service: Dimension,
+        location: Dimension,
+        in_family: Near,
+        in_place: Near,
+    ) -> Sibling | None:
+        """The nearer of a page's nearest in its family (a location id) and in its place (a
+        service id), the family's on a tie; None when neither was found."""
+        if in_place[0] is not None and in_place[1] > in_family[1]:
+            other = self.services[in_place[0]]
+            return Sibling(other, location, in_place[1] / quality.PERMUTATIONS)
+        if in_family[0] is not None:
+            near = self.location_by_id[in_family[0]]
+            return Sibling(service, near, in_family[1] / quality.PERMUTATIONS)
+        return None
+
+    def judged_row(
+        self,
+        service: Dimension,
+        location: Dimension,
+        rendered: Rendered,
+        in_family: Near,
+        in_place: Near,
+        same_titles: int,
+        same_descriptions: int,
+    ) -> RenderedPage:
+        """A rendered page judged by the quality gate against its nearest siblings (see
+        `nearest`) and the pages of its family sharing its title and description keys, as
+        a row ready to COPY. With the site's gate off every page is `quality.UNSCORED`."""
+        nearest = self.nearest(service, location, in_family, in_place)
+        verdict = quality.UNSCORED
+        if self.scored:
+            verdict = quality.judge(
+                rendered.signals,
+                None if nearest is None else nearest.similarity,
+                None if nearest is None else self.path(nearest.service, nearest.location),
+                same_titles,
+                same_descriptions,
+                self.site.quality,
+            )
+        return self.row(service, location, rendered.texts, verdict, nearest)
+
+    def row(
+        self,
+        service: Dimension,
+        location: Dimension,
+        texts: list[str],
+        verdict: quality.Verdict,
+        nearest: Sibling | None,
+    ) -> RenderedPage:
+        """A judged page's row, ready to COPY into `pages` (or the stage)."""
+        document, digest = self.document(service, location, texts, verdict, nearest)
+        columns = (
+            self.path(service, location).encode(),
+            texts[0].encode(),
+            texts[1].encode(),
+            texts[2].encode(),
+            document,
+        )
+        row = copyrows.encode(
+            self.site.id,
+            service.id,
+            location.id,
+            columns,
+            copyrows.Quality(
+                verdict.score,
+                verdict.indexable,
+                verdict.flags,
+                None if nearest is None else nearest.similarity,
+                None if nearest is None else nearest.location.id,
+                None if nearest is None else nearest.service.id,
+            ),
+            digest,
+        )
+        return RenderedPage(location.id, digest, row, document)
 
 
 def location_entities(location: dict[str, Any]) -> tuple[str, ...]:

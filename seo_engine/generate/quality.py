@@ -2,12 +2,14 @@
 
 A page's score (0-100) adds four parts:
 
-- distinctiveness (45): how little of its text it shares with its closest sibling (the
-  pages of the same service in other locations), after its own entity values (the city,
-  region, population and service name) are masked. Text is cut into 5-word shingles and
+- distinctiveness (45): how little of its text it shares with its closest sibling, after
+  its own entity values (the city, region, population and service name) are masked. Its
+  siblings are the pages of the same service in the other locations (its family) and the
+  pages of the other services in the same location. Text is cut into 5-word shingles and
   each page gets a 64-value MinHash signature; siblings are paired by locality-sensitive
-  hashing (16 bands of 4 values) within the family, never all pairs, and the nearest one
-  found is kept with its estimated Jaccard similarity (docs/quality.md says why);
+  hashing (16 bands of 4 values) within a family or a location, never all pairs, and the
+  nearest one found is kept with its estimated Jaccard similarity (docs/quality.md says
+  why);
 - unique data (20): the share of its words that come from its own rows (location,
   service, nearby places, attributes) rather than from template text;
 - substance (20): words of body text (intro, sections, FAQ answers);
@@ -16,14 +18,14 @@ A page's score (0-100) adds four parts:
 
 Some findings keep a page out of the index whatever its score (`BLOCKING`): an exact or
 near duplicate, and thin content. Everything here is deterministic: the same pages give
-the same scores, reasons and nearest siblings in every run.
+the same scores, reasons and nearest siblings in every run and every process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +33,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from seo_engine.ingest.content import SEPARATOR
 from seo_engine.ingest.sites import QualityRules
 
 SHINGLE_WORDS = 5
@@ -47,29 +48,31 @@ DISTINCT_POINTS, DATA_POINTS, SUBSTANCE_POINTS, FORM_POINTS = 45, 20, 20, 15
 FULLY_DISTINCT = 0.5  # a nearest sibling at or below this similarity costs nothing
 FULL_DATA_SHARE = 0.25  # a data share at or above this earns every unique-data point
 DUPLICATE = 0.999  # estimated similarity treated as the same text
+MASK = 0  # what an entity word becomes: a hash that stands for every masked word
+
+Hashes = npt.NDArray[np.uint32]
+Counts = npt.NDArray[np.int64]
+# One row of PERMUTATIONS values per page: the low 16 bits of each bin's least hash, which
+# are equal by chance once in 65,536 (a bias of 0.00002 on the estimate) at half the size.
+Signature = npt.NDArray[np.uint16]
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _MIX = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1], dtype=np.uint64)
 _BIN_SHIFT = np.uint64(64 - PERMUTATIONS.bit_length() + 1)  # the top 6 bits pick the bin
 _COLUMNS = np.arange(PERMUTATIONS)
-_LOW = np.uint64(0xFFFFFFFF)
+_HALF, _LOW16, _LOW32 = np.uint64(32), np.uint64(0xFFFF), np.uint64(0xFFFFFFFF)
 _FULL = np.iinfo(np.uint64).max
-_EMPTY = np.full(PERMUTATIONS, np.iinfo(np.uint32).max, dtype=np.uint32)
+_EMPTY = np.iinfo(np.uint16).max
 _NORMAL = re.compile(r"[^0-9a-z]+")
-_ASCII_PUNCTUATION = bytes.maketrans(
-    bytes(c for c in range(128) if not chr(c).isalnum()),
-    b" " * sum(1 for c in range(128) if not chr(c).isalnum()),
-)
-_EN_DASH, _EM_DASH = "\u2013".encode(), "\u2014".encode()  # "$100\u2013$350" is two numbers
-_WORD = np.uint64(32)
-_DATA_BIT = _WORD  # word hashes are 32 bits; this bit flags a word of the page's data
-DATA = 1 << 32
-MASK = zlib.crc32(b"\x00")  # what an entity word becomes: the hash of a word no text has
-MASKED = MASK | DATA
-VOCABULARY_LIMIT = 1_000_000  # words a worker remembers the hash of, before it starts over
-
-Signature = npt.NDArray[np.uint32]
+# Words are cut at ASCII whitespace and punctuation (both become a space) and folded to
+# lowercase (ASCII letters only: a value and the text that shows it are folded alike).
+_CUT = bytes(c for c in range(128) if not chr(c).isalnum())
+_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+_FOLD = bytes.maketrans(_CUT + _UPPER, b" " * len(_CUT) + _UPPER.lower())
+_DASHES = ("\u2013".encode(), "\u2014".encode())  # "$100\u2013$350" is two numbers
+_TEMPLATE = 1 << 32  # a vocabulary code's flag: a word of the templates' own
+VOCABULARY_LIMIT = 1_000_000  # words a worker remembers the code of, before it starts over
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ REASONS = (
     Reason("duplicate_title", False),
     Reason("duplicate_description", False),
     Reason("below_threshold", False),
+    Reason("not_scored", False),
 )
 BIT = {reason.code: 1 << number for number, reason in enumerate(REASONS)}
 BLOCKING = frozenset(reason.code for reason in REASONS if reason.blocking)
@@ -107,20 +111,12 @@ class Signals:
     title_length: int
     description_length: int
     empty_sections: int
-    title_key: str  # normalised title and description: duplicates are counted on these
-    description_key: str
+    title_key: int  # text_key of the title and description: duplicates are counted on these
+    description_key: int
 
     @property
     def data_share(self) -> float:
         return self.data_words / self.words if self.words else 0.0
-
-
-@dataclass(frozen=True)
-class Nearest:
-    """The closest sibling found and its estimated similarity (Jaccard of shingles)."""
-
-    index: int
-    similarity: float
 
 
 @dataclass(frozen=True)
@@ -143,78 +139,25 @@ class Verdict:
         }
 
 
+# What every page gets when a site turns the gate off ([quality] gate = false).
+UNSCORED = Verdict(
+    0.0,
+    True,
+    [{"code": "not_scored", "message": "the quality gate is off for this site"}],
+    BIT["not_scored"],
+)
+
+
 def normalised(text: str) -> str:
     """Lowercase letters and digits only: "Roof Repair | Austin" and "roof repair - austin"
     are the same title."""
     return _NORMAL.sub(" ", text.lower()).strip()
 
 
-def tokens(text: str) -> list[bytes]:
-    """The words of a text as the gate compares them: lowercase UTF-8, cut at whitespace,
-    ASCII punctuation and dashes. Other non-ASCII characters are parts of words (the
-    quotes of "Sa\u2018\u012bd\u0101b\u0101d" are letters): a value and the text that
-    shows it are cut alike."""
-    spaced = text.lower().encode().replace(_EN_DASH, b" ").replace(_EM_DASH, b" ")
-    return spaced.translate(_ASCII_PUNCTUATION).split()
-
-
-@dataclass(frozen=True)
-class Words:
-    """One page's words as hashes (entity words masked), and how many come from its data."""
-
-    hashes: npt.NDArray[np.uint64]
-    data: int
-
-    @property
-    def count(self) -> int:
-        return len(self.hashes)
-
-
-class Vocabulary(dict[bytes, int]):
-    """Each word's hash (CRC-32), computed once: a worker's pages share most of their words.
-
-    `template_text` is the literal text of the site's content templates: its words are the
-    template's own, so they neither count as a page's data nor are masked when a data value
-    happens to contain them ("New" in "New South Wales").
-    """
-
-    def __init__(self, template_text: str = "") -> None:
-        super().__init__()
-        self.template_words = frozenset(tokens(template_text))
-        self._canonical: dict[bytes, bytes] = {}  # one object per word: lists of words share it
-
-    def __missing__(self, word: bytes) -> int:
-        value = self[word] = zlib.crc32(word)
-        return value
-
-    def words(self, values: Iterable[str]) -> tuple[bytes, ...]:
-        """The distinct words of data values that are not the template's own, in order of
-        first appearance; computed once per service or location and kept by the caller."""
-        if len(self._canonical) > VOCABULARY_LIMIT:
-            self._canonical.clear()
-        found = dict.fromkeys(tokens(SEPARATOR.join(values)))
-        return tuple(
-            self._canonical.setdefault(word, word)
-            for word in found
-            if word not in self.template_words
-        )
-
-    def read(self, text: str, masked: Sequence[bytes] = (), data: Sequence[bytes] = ()) -> Words:
-        """The words of `text`, each replaced by its hash: a word of `masked` (the page's own
-        names and numbers, see `words`) by the mask, and a word of `masked` or `data` (every
-        other value its rows put in the page) flagged as data, so that one pass counts them."""
-        if len(self) > VOCABULARY_LIMIT:
-            self.clear()
-        plain = list(map(self.__getitem__, data)), list(map(self.__getitem__, masked))
-        # Until `plain` restores them, data words are flagged and masked words are the mask.
-        self.update(zip(data, map(DATA.__or__, plain[0]), strict=True))
-        self.update(dict.fromkeys(masked, MASKED))
-        try:
-            hashes = np.array(list(map(self.__getitem__, tokens(text))), dtype=np.uint64)
-        finally:
-            self.update(zip(data, plain[0], strict=True))
-            self.update(zip(masked, plain[1], strict=True))
-        return Words(hashes, int(np.count_nonzero(hashes >> _DATA_BIT)))
+def text_key(text: str) -> int:
+    """A 64-bit key of a title or description after `normalised` (a signed bigint)."""
+    digest = hashlib.blake2b(normalised(text).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _mixed(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -223,6 +166,65 @@ def _mixed(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     values = (values ^ (values >> _S27)) * _M2
     mixed: npt.NDArray[np.uint64] = values ^ (values >> _S31)
     return mixed
+
+
+def tokens(text: str) -> list[bytes]:
+    """The words of a text as the gate compares them: UTF-8, cut at ASCII whitespace, ASCII
+    punctuation and dashes, ASCII letters lowercased. Other characters are parts of words
+    (the quotes of "Sa\u2018\u012bd\u0101b\u0101d" are letters): a value and the text that
+    shows it are cut alike."""
+    data = text.encode()
+    for dash in _DASHES:
+        if dash in data:
+            data = data.replace(dash, b" ")
+    return data.translate(_FOLD).split()
+
+
+@dataclass(frozen=True)
+class Words:
+    """One page's words as hashes (entity words masked), and how many come from its data."""
+
+    hashes: Hashes
+    data: int
+
+    @property
+    def count(self) -> int:
+        return len(self.hashes)
+
+
+class Vocabulary(dict[bytes, int]):
+    """Each word's code, computed once: its hash (CRC-32), and a flag above the hash's 32 bits
+    for a word the content templates write themselves (their literal text: `the`, `in`,
+    `new`), which never counts as data and is never masked, even when a value contains it
+    ("New" in "New South Wales"). A worker's pages share most of their words."""
+
+    def __init__(self, template_text: str = "") -> None:
+        super().__init__()
+        self.template_words = frozenset(tokens(template_text))
+
+    def __missing__(self, word: bytes) -> int:
+        if len(self) > VOCABULARY_LIMIT:
+            self.clear()
+        code = zlib.crc32(word) | (_TEMPLATE if word in self.template_words else 0)
+        self[word] = code
+        return code
+
+    def words(self, values: Iterable[str]) -> frozenset[bytes]:
+        """The distinct words of data values that are not the templates' own; computed once
+        per service or location and kept by the caller."""
+        return frozenset(tokens(" ".join(values))) - self.template_words
+
+    def read(self, text: str, masked: frozenset[bytes], data: frozenset[bytes]) -> Words:
+        """The words of `text` as hashes: a word of `masked` (the page's own names and
+        numbers, see `words`) becomes MASK, and a word of `masked` or `data` (every other
+        value its rows put in the page) counts as the page's data."""
+        words = tokens(text)
+        codes = np.array(list(map(self.__getitem__, words)), dtype=np.uint64)
+        hashes = (codes & _LOW32).astype(np.uint32)
+        own = [index for index in np.flatnonzero(codes < _TEMPLATE).tolist()]
+        hidden = [index for index in own if words[index] in masked]
+        hashes[hidden] = MASK
+        return Words(hashes, len(hidden) + sum(1 for index in own if words[index] in data))
 
 
 def signatures(pages: Sequence[Words]) -> Signature:
@@ -237,31 +239,33 @@ def signatures(pages: Sequence[Words]) -> Signature:
     of masked words is one mask (a city of two words masks like a city of one), and a text
     of fewer than five words is one shingle.
     """
-    result = np.tile(_EMPTY, (len(pages), 1))
+    result = np.full((len(pages), PERMUTATIONS), _EMPTY, dtype=np.uint16)
     if not pages:
         return result
-    words = np.concatenate([page.hashes for page in pages]) & _LOW
+    hashes = np.concatenate([page.hashes for page in pages]).astype(np.uint64)
     lengths = np.array([page.count for page in pages], dtype=np.int64)
     owner = np.repeat(np.arange(len(pages)), lengths)
-    repeated = np.r_[False, (words[1:] == MASK) & (words[:-1] == MASK) & (owner[1:] == owner[:-1])]
+    repeated = np.r_[
+        False, (hashes[1:] == MASK) & (hashes[:-1] == MASK) & (owner[1:] == owner[:-1])
+    ]
     if repeated.any():
-        words, owner = words[~repeated], owner[~repeated]
+        hashes, owner = hashes[~repeated], owner[~repeated]
         lengths = np.bincount(owner, minlength=len(pages))
     short = np.flatnonzero((lengths > 0) & (lengths < SHINGLE_WORDS))
     if len(short):  # rare: resize each to one shingle's words
         starts = np.r_[0, np.cumsum(lengths)[:-1]]
-        parts = np.split(words, starts[1:])
+        parts = np.split(hashes, starts[1:])
         for page in short.tolist():
             parts[page] = np.resize(parts[page], SHINGLE_WORDS)
         lengths[short] = SHINGLE_WORDS
-        words = np.concatenate(parts)
+        hashes = np.concatenate(parts)
         owner = np.repeat(np.arange(len(pages)), lengths)
-    if len(words) < SHINGLE_WORDS:
+    if len(hashes) < SHINGLE_WORDS:
         return result
-    count = len(words) - SHINGLE_WORDS + 1
-    shingles = words[:count] * _MIX[0]
+    count = len(hashes) - SHINGLE_WORDS + 1
+    shingles = hashes[:count] * _MIX[0]
     for offset in range(1, SHINGLE_WORDS):
-        shingles ^= words[offset : offset + count] * _MIX[offset]
+        shingles ^= hashes[offset : offset + count] * _MIX[offset]
     # A shingle belongs to a page when its five words do.
     whole = owner[:count] == owner[SHINGLE_WORDS - 1 :]
     hashed, page = _mixed(shingles[whole]), owner[:count][whole]
@@ -274,60 +278,65 @@ def signatures(pages: Sequence[Words]) -> Signature:
     following = np.minimum.accumulate(np.c_[column, column + PERMUTATIONS][:, ::-1], axis=1)
     take = following[:, ::-1][:, :PERMUTATIONS] % PERMUTATIONS
     rows = np.flatnonzero(filled.any(axis=1))
-    result[rows] = (np.take_along_axis(least[rows], take[rows], axis=1) & _LOW).astype(np.uint32)
+    chosen = np.take_along_axis(least[rows], take[rows], axis=1)
+    result[rows] = (chosen & _LOW16).astype(np.uint16)
     return result
 
 
 def signature(text: str, entities: Iterable[str] = ()) -> Signature:
     """One text's signature (see `signatures`), the words of `entities` masked."""
     vocabulary = Vocabulary()
-    one: Signature = signatures([vocabulary.read(text, vocabulary.words(entities))])[0]
+    masked = vocabulary.words(entities)
+    one: Signature = signatures([vocabulary.read(text, masked, frozenset())])[0]
     return one
 
 
-def _band_keys(matrix: Signature, band: int) -> npt.NDArray[np.uint64]:
-    """One 64-bit key per page for a band's ROWS values (equal values, equal keys)."""
-    columns = matrix[:, band * ROWS : (band + 1) * ROWS].astype(np.uint64)
+def _band_keys(matrix: npt.NDArray[np.uint64], band: int) -> npt.NDArray[np.uint64]:
+    """One 64-bit key per page: a band's ROWS 16-bit values side by side (equal values,
+    equal keys)."""
     key = np.zeros(len(matrix), dtype=np.uint64)
-    for column in range(ROWS):
-        key = _mixed(key ^ columns[:, column])
+    for column in range(band * ROWS, (band + 1) * ROWS):
+        key = (key << np.uint64(16)) | matrix[:, column]
     return key
 
 
-def nearest_siblings(matrix: Signature) -> list[Nearest | None]:
-    """Each page's most similar sibling among those LSH pairs it with (None: no candidate).
+def nearest(
+    matrix: Signature, groups: npt.NDArray[np.int64] | None = None
+) -> tuple[Counts, Counts]:
+    """Each page's most similar sibling among those LSH pairs it with: its row (-1: no
+    candidate) and how many of their PERMUTATIONS values are equal (similarity = equal /
+    PERMUTATIONS). With `groups`, only pages of the same group are siblings.
 
-    `matrix` holds one signature per row. For each band, pages are sorted by the band's
-    values; a page is compared with the WINDOW pages on either side that share its band
-    exactly (LSH candidates). Bucket-mates of a large bucket are all similar, so a few of
-    them find the nearest closely enough; an exact duplicate is always found (it shares
-    every band). Each page keeps its most similar candidate, ties to the lowest index, so
-    that the answer does not depend on the order pairs were found in.
+    `matrix` holds one signature per row. For each band, pages are sorted by group and the
+    band's values; a page is compared with the WINDOW pages on either side that share its
+    group and its band exactly (LSH candidates). Bucket-mates of a large bucket are all
+    similar, so a few of them find the nearest closely enough; an exact duplicate is always
+    found (it shares every band). Each page keeps its most similar candidate, ties to the
+    lowest row, so that the answer does not depend on the order pairs were found in.
     """
-    matrix = np.asarray(matrix)
     count = len(matrix)
-    if count < 2:
-        return [None] * count
+    wide = np.asarray(matrix).astype(np.uint64)
     # Per page, the best (equal values << 32 | ~other) seen: the maximum is the most
-    # similar candidate and, among equals, the lowest index.
+    # similar candidate and, among equals, the lowest row.
     best = np.zeros(count, dtype=np.uint64)
-    for band in range(BANDS):
-        keys = _band_keys(matrix, band)
-        order = np.argsort(keys, kind="stable")
+    for band in range(BANDS if count > 1 else 0):
+        keys = _band_keys(wide, band)
+        order = np.lexsort((keys, groups)) if groups is not None else np.argsort(keys)
         for shift in range(1, WINDOW + 1):
             left, right = order[:-shift], order[shift:]
             same = keys[left] == keys[right]
+            if groups is not None:
+                same &= groups[left] == groups[right]
             first, second = left[same], right[same]
             for at in range(0, len(first), PAIR_CHUNK):
                 one, other = first[at : at + PAIR_CHUNK], second[at : at + PAIR_CHUNK]
-                equal = (matrix[one] == matrix[other]).sum(axis=1).astype(np.uint64) << _WORD
-                np.maximum.at(best, one, equal | (_LOW - other.astype(np.uint64)))
-                np.maximum.at(best, other, equal | (_LOW - one.astype(np.uint64)))
-    found: list[Nearest | None] = [None] * count
-    for page in np.flatnonzero(best).tolist():
-        value = int(best[page])
-        found[page] = Nearest(0xFFFFFFFF - (value & 0xFFFFFFFF), (value >> 32) / PERMUTATIONS)
-    return found
+                equal = (matrix[one] == matrix[other]).sum(axis=1).astype(np.uint64) << _HALF
+                np.maximum.at(best, one, equal | (_LOW32 - other.astype(np.uint64)))
+                np.maximum.at(best, other, equal | (_LOW32 - one.astype(np.uint64)))
+    found = best != 0
+    rows = np.where(found, (_LOW32 - (best & _LOW32)).astype(np.int64), -1)
+    equal = np.where(found, (best >> _HALF).astype(np.int64), 0)
+    return rows, equal
 
 
 def _points(value: float, full: float) -> float:
@@ -336,15 +345,20 @@ def _points(value: float, full: float) -> float:
 
 def judge(
     signals: Signals,
-    nearest: Nearest | None,
+    similarity: float | None,
     nearest_path: str | None,
-    titles: Counter[str],
-    descriptions: Counter[str],
+    same_titles: int,
+    same_descriptions: int,
     rules: QualityRules,
 ) -> Verdict:
-    """Score one page against the site's rules and say why it lost points."""
+    """Score one page against the site's rules and say why it lost points.
+
+    `similarity` is to its nearest sibling (None: none found), `same_titles` and
+    `same_descriptions` count the pages of its family (itself included) whose title or
+    description has its key.
+    """
     reasons: list[tuple[str, str]] = []
-    similarity = nearest.similarity if nearest is not None else 0.0
+    similarity = similarity or 0.0
     shared = f"{similarity:.0%} of its text is shared with {nearest_path}"
     if similarity >= DUPLICATE:
         reasons.append(("duplicate_content", f"its text is the same as {nearest_path}'s"))
@@ -394,12 +408,12 @@ def judge(
     if signals.empty_sections:
         reasons.append(("empty_section", f"{signals.empty_sections} section(s) with no text"))
         uniqueness = 0.0
-    if titles[signals.title_key] > 1:
-        others = titles[signals.title_key] - 1
+    if same_titles > 1:
+        others = same_titles - 1
         reasons.append(("duplicate_title", f"its title is also used by {others} other page(s)"))
         uniqueness = 0.0
-    if descriptions[signals.description_key] > 1:
-        others = descriptions[signals.description_key] - 1
+    if same_descriptions > 1:
+        others = same_descriptions - 1
         reasons.append(
             ("duplicate_description", f"its description is also used by {others} other page(s)")
         )

@@ -1,4 +1,17 @@
-"""Worker processes of `generate`: render the pages of one service and COPY them to staging."""
+"""Worker processes of `generate`: render pages, compare them, build and COPY their rows.
+
+A generate has three steps, each spread over the workers (`run.py` orders them):
+
+1. `render_family(service)`: render the pages of one service whose inputs changed since
+   they were built (`page_builds`), read their words and sign them; texts, signals and
+   signatures go to the run's spool.
+2. `compare_places(locations)`: where a page changed, compare the pages of every service
+   in that location (the page's place).
+3. `build_family(service)`: compare the service's pages with each other (its family) if
+   any of them changed, judge every page whose text or siblings changed, and build its
+   document and row: new pages go to the parent, which COPYs them into `pages`; changed
+   ones to the stage, for the merge; the rest are left as stored.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +19,27 @@ import asyncio
 import ctypes
 import os
 import signal
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.queues import Queue
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 from seo_engine.db import copyguard, database
 from seo_engine.db.database import Connection
-from seo_engine.generate import copyrows
+from seo_engine.generate import copyrows, quality, spool
 from seo_engine.generate.pagebuild import (
     Dimension,
     LengthReport,
+    Near,
     PageBuilder,
+    Rendered,
     location_context,
     service_context,
 )
@@ -25,8 +48,11 @@ from seo_engine.ingest.content import ContentError
 from seo_engine.settings import Settings
 
 COPY_BATCH_ROWS = 2000
+RENDER_BATCH = 512  # pages whose signatures are computed at once
 GONE_COLUMNS = ("service_id", "location_id")
 PR_SET_PDEATHSIG = 1
+NO_ROW = -1
+T = TypeVar("T")
 
 SELECT_SERVICES = """
 SELECT id, key, slug, name, category, description, attributes::text AS attributes
@@ -44,9 +70,33 @@ WHERE l.site_id = $1 ORDER BY n.location_id, n.rank
 """
 # What is stored for one service before this generate: the transaction that will merge
 # the results has not written anything these workers could see.
+# $3: only these locations (NULL: all of them).
 SELECT_STORED = """
 SELECT location_id, content_hash, deleted_at IS NULL AS live
-FROM pages WHERE site_id = $1 AND service_id = $2
+FROM pages
+WHERE site_id = $1 AND service_id = $2 AND ($3::bigint[] IS NULL OR location_id = ANY($3))
+"""
+SELECT_BUILT = """
+SELECT location_id, inputs, signature, title_key, description_key
+FROM page_builds WHERE site_id = $1 AND service_id = $2
+"""
+SELECT_SIGNATURES = """
+SELECT location_id, signature
+FROM page_builds WHERE site_id = $1 AND service_id = $2 AND location_id = ANY($3::bigint[])
+"""
+SELECT_BUILD_STATE = """
+SELECT location_id, inputs, title_key, description_key, family_location_id, family_equal,
+       place_service_id, place_equal
+FROM page_builds WHERE site_id = $1 AND service_id = $2
+"""
+SELECT_BUILDS = """
+SELECT location_id, inputs, signature, title_key, description_key, family_location_id,
+       family_equal, place_service_id, place_equal
+FROM page_builds WHERE site_id = $1 AND service_id = $2
+"""
+SELECT_PLACES = """
+SELECT service_id, location_id, signature
+FROM page_builds WHERE site_id = $1 AND location_id = ANY($2::bigint[])
 """
 
 
@@ -64,19 +114,41 @@ class WorkerFailure(Exception):
 
 
 @dataclass
-class ServiceResult:
-    """What one service produced: rendered pages, new-page batches sent, rows staged."""
+class Scan:
+    """What rendering one service found (step 1)."""
 
     service_id: int
-    pages: int
+    pages: int  # the service's pages in this run
+    rendered: int  # of them, rendered because their inputs changed (or --force)
+    changed: list[int]  # locations where its page changed for its siblings (or went)
+    compared: bool  # the family changed for the gate: its pages are compared again
     lengths: LengthReport
-    sent: int = 0
+
+
+@dataclass
+class Places:
+    """Each compared page's nearest page of another service in its location (step 2)."""
+
+    services: npt.NDArray[np.int64]
+    locations: npt.NDArray[np.int64]
+    nearest: npt.NDArray[np.int64]  # service id, NO_ROW for none
+    equal: npt.NDArray[np.int64]  # signature values shared with it
+
+
+@dataclass
+class ServiceResult:
+    """What building one service did (step 3)."""
+
+    service_id: int
+    pages: int  # judged and compared with what is stored
+    sent: int = 0  # COPY payloads sent to the parent
     staged: int = 0
     gone: int = 0
+    lengths: LengthReport = field(default_factory=LengthReport)
 
 
-# Messages to the parent: a count of rendered pages, or a COPY payload of new pages.
-Message = int | bytes
+# Messages to the parent: a count of pages done, or (table, COPY payload) of new rows.
+Message = int | tuple[str, bytes]
 
 
 @dataclass
@@ -85,6 +157,7 @@ class _Worker:
     connection: Connection
     builder: PageBuilder
     stage: str
+    folder: Path
     messages: Queue[Message]
 
 
@@ -144,6 +217,7 @@ def start(
     site_slug: str,
     changed_at: datetime,
     stage: str,
+    folder: Path,
     messages: Queue[Message],
 ) -> None:
     """Process-pool initializer: connect and load everything once per worker."""
@@ -158,52 +232,359 @@ def start(
     except Exception as error:  # reported by the first task instead of a broken pool
         _failed_start = _failure(error)
         return
-    _worker = _Worker(loop, connection, builder, stage, messages)
+    _worker = _Worker(loop, connection, builder, stage, folder, messages)
 
 
-async def _copy_service(worker: _Worker, service_id: int) -> ServiceResult:
-    """Render one service; new pages go to the parent, changed ones to the stage.
+def _signature_of(data: bytes) -> quality.Signature:
+    return np.frombuffer(data, dtype="<u2").astype(np.uint16)
 
-    The parent inserts new pages straight into `pages` inside its merge transaction;
-    pages whose content changed (or that return from a tombstone) are staged for the
-    merge's UPDATE; unchanged pages are only counted; stored live pages this run no longer
-    renders are staged by key as gone.
-    """
-    site_id = worker.builder.site.id
+
+# --- step 1: render ---
+
+
+async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
+    builder = worker.builder
+    service = builder.services[service_id]
     stored = {
-        row["location_id"]: (row["content_hash"], row["live"])
-        for row in await worker.connection.fetch(SELECT_STORED, site_id, service_id)
+        row["location_id"]: _Built(
+            bytes(row["inputs"]),
+            bytes(row["signature"]),
+            row["title_key"],
+            row["description_key"],
+        )
+        for row in await worker.connection.fetch(SELECT_BUILT, builder.site.id, service_id)
     }
-    result = ServiceResult(service_id, 0, LengthReport())
-    new: list[bytes] = []
-    changed: list[bytes] = []
-    for page in worker.builder.pages(service_id, result.lengths):
-        result.pages += 1
-        before = stored.pop(page.location_id, None)
-        if before is None:
-            new.append(page.row)
-        elif before[0] != page.content_hash or not before[1]:
-            changed.append(page.row)
-        if len(new) >= COPY_BATCH_ROWS:  # put() blocks while the parent's queue is full
-            worker.messages.put(copyrows.payload(new))
-            result.sent += 1
-            new = []
-        if len(changed) >= COPY_BATCH_ROWS:
-            result.staged += await _stage(worker, copyrows.payload(changed))
-            changed = []
-        if result.pages % COPY_BATCH_ROWS == 0:
+    scan = Scan(service_id, len(builder.locations), 0, [], False, LengthReport())
+    writer = spool.FamilyWriter(worker.folder, service_id)
+    batch: list[tuple[Dimension, bytes, Rendered, _Built | None]] = []
+    checked = 0
+    for location in builder.locations:
+        inputs = builder.inputs(service, location)
+        before = stored.pop(location.id, None)
+        checked += 1
+        if checked % COPY_BATCH_ROWS == 0:
             worker.messages.put(COPY_BATCH_ROWS)
-    if new:
-        worker.messages.put(copyrows.payload(new))
-        result.sent += 1
-    if changed:
-        result.staged += await _stage(worker, copyrows.payload(changed))
-    worker.messages.put(result.pages % COPY_BATCH_ROWS)
-    gone = [(service_id, location_id) for location_id, (_, live) in stored.items() if live]
-    if gone:
-        await _stage(worker, copyrows.keys(gone), f"{worker.stage}_gone", GONE_COLUMNS)
-        result.gone = len(gone)
+        if before is not None and before.inputs == inputs and not force:
+            continue
+        rendered = builder.render(service, location, scan.lengths)
+        batch.append((location, inputs, rendered, before))
+        if len(batch) == RENDER_BATCH:
+            _write_block(writer, batch, scan)
+            batch = []
+    if batch:
+        _write_block(writer, batch, scan)
+    writer.close()
+    worker.messages.put(checked % COPY_BATCH_ROWS)
+    if stored:  # built before, but no page this run: gone
+        scan.changed.extend(stored)
+        scan.compared = True
+    return scan
+
+
+class _Built(NamedTuple):
+    """What page_builds holds of a page that rendering compares with."""
+
+    inputs: bytes
+    signature: bytes
+    title_key: int
+    description_key: int
+
+
+def _write_block(
+    writer: spool.FamilyWriter,
+    batch: list[tuple[Dimension, bytes, Rendered, _Built | None]],
+    scan: Scan,
+) -> None:
+    words = [rendered.words for _, _, rendered, _ in batch]
+    if all(one is not None for one in words):
+        signatures = quality.signatures([one for one in words if one is not None])
+    else:  # the gate is off: nothing is compared
+        signatures = np.zeros((len(batch), quality.PERMUTATIONS), dtype=np.uint16)
+    for (location, _, rendered, before), signature in zip(batch, signatures, strict=True):
+        signals = rendered.signals
+        if before is None or before.signature != signature.astype("<u2").tobytes():
+            scan.changed.append(location.id)
+            scan.compared = True
+        elif (before.title_key, before.description_key) != (
+            signals.title_key,
+            signals.description_key,
+        ):
+            scan.compared = True
+    writer.add_block(
+        [location.id for location, _, _, _ in batch],
+        [inputs for _, inputs, _, _ in batch],
+        [rendered.texts for _, _, rendered, _ in batch],
+        [rendered.signals for _, _, rendered, _ in batch],
+        signatures,
+    )
+    scan.rendered += len(batch)
+
+
+def render_family(service_id: int, force: bool) -> Scan:
+    """Step 1 for one service (runs in a worker process)."""
+    return _run(_render_family(_started(), service_id, force))
+
+
+# --- step 2: compare places ---
+
+
+async def _compare_places(worker: _Worker, location_ids: list[int], spooled: list[int]) -> Places:
+    builder = worker.builder
+    block = np.array(sorted(i for i in location_ids if i in builder.location_by_id), np.int64)
+    found: dict[tuple[int, int], quality.Signature] = {}
+    for row in await worker.connection.fetch(SELECT_PLACES, builder.site.id, block.tolist()):
+        if row["service_id"] in builder.services and row["location_id"] in builder.location_by_id:
+            found[row["service_id"], row["location_id"]] = _signature_of(row["signature"])
+    for service_id in spooled:  # rendered this run: newer than what is stored
+        family = spool.read_family(worker.folder, service_id)
+        if not len(family.locations):
+            continue
+        at = np.minimum(np.searchsorted(family.locations, block), len(family.locations) - 1)
+        for index in np.flatnonzero(family.locations[at] == block).tolist():
+            found[service_id, int(block[index])] = np.asarray(family.signatures[at[index]])
+    pairs = sorted(found)
+    services = np.array([service for service, _ in pairs], dtype=np.int64)
+    locations = np.array([location for _, location in pairs], dtype=np.int64)
+    matrix = np.array([found[pair] for pair in pairs], dtype=np.uint16)
+    rows, equal = quality.nearest(matrix.reshape(-1, quality.PERMUTATIONS), locations)
+    nearest = np.where(rows >= 0, services[rows], NO_ROW)
+    return Places(services, locations, nearest, equal)
+
+
+def compare_places(location_ids: list[int], spooled: list[int]) -> Places:
+    """Step 2 for some locations (runs in a worker process)."""
+    return _run(_compare_places(_started(), location_ids, spooled))
+
+
+# --- step 3: build ---
+
+
+@dataclass
+class _Family:
+    """One service's pages in this run, each with its latest signature and title keys."""
+
+    members: list[Dimension]
+    builds: dict[int, asyncpg.Record]  # location id -> what page_builds holds of it
+    rendered: dict[int, int]  # location id -> its row in the spool
+    spooled: spool.Family | None
+    title_keys: list[int]
+    description_keys: list[int]
+
+
+async def _load_family(
+    worker: _Worker, service_id: int, selected: bool, with_signatures: bool
+) -> _Family:
+    """The service's pages in this run: all its locations when it is being generated,
+    else those built before."""
+    builder = worker.builder
+    query = SELECT_BUILDS if with_signatures else SELECT_BUILD_STATE
+    rows = await worker.connection.fetch(query, builder.site.id, service_id)
+    builds = {row["location_id"]: row for row in rows}
+    spooled = None
+    rendered: dict[int, int] = {}
+    if spool.written(worker.folder, service_id):
+        spooled = spool.read_family(worker.folder, service_id)
+        rendered = {location: row for row, location in enumerate(spooled.locations.tolist())}
+    members = [
+        location
+        for location in builder.locations
+        if selected or location.id in builds or location.id in rendered
+    ]
+    title_keys: list[int] = []
+    description_keys: list[int] = []
+    for location in members:
+        row = rendered.get(location.id)
+        if row is not None and spooled is not None:
+            title_keys.append(int(spooled.signals[row, spool.TITLE_KEY]))
+            description_keys.append(int(spooled.signals[row, spool.DESCRIPTION_KEY]))
+        else:
+            title_keys.append(builds[location.id]["title_key"])
+            description_keys.append(builds[location.id]["description_key"])
+    return _Family(members, builds, rendered, spooled, title_keys, description_keys)
+
+
+def _family_signatures(family: _Family) -> quality.Signature:
+    signatures = np.empty((len(family.members), quality.PERMUTATIONS), dtype=np.uint16)
+    for index, location in enumerate(family.members):
+        row = family.rendered.get(location.id)
+        if row is not None and family.spooled is not None:
+            signatures[index] = family.spooled.signatures[row]
+        else:
+            signatures[index] = _signature_of(family.builds[location.id]["signature"])
+    return signatures
+
+
+async def _build_family(
+    worker: _Worker,
+    service_id: int,
+    places: dict[int, Near],
+    selected: bool,
+    compared: bool,
+) -> ServiceResult:
+    """Judge and build the pages of one service that need it.
+
+    `compared`: the family changed for the gate (a page's signature or title keys, or a
+    page came or went), so its pages are compared again; else each keeps the nearest
+    sibling stored, and only its rendered pages and those whose place changed are looked at.
+    """
+    builder = worker.builder
+    site_id = builder.site.id
+    service = builder.services[service_id]
+    family = await _load_family(worker, service_id, selected, compared and builder.scored)
+    if not compared and any(
+        build["family_location_id"] not in builder.location_by_id
+        for build in family.builds.values()
+        if build["family_location_id"] is not None
+    ):  # a nearest sibling's location is gone (seed --prune, min_population)
+        compared = True
+        family = await _load_family(worker, service_id, selected, builder.scored)
+    members, builds = family.members, family.builds
+    if compared and builder.scored:
+        rows, equal = quality.nearest(_family_signatures(family))
+        near_family = [
+            (members[row].id if row >= 0 else None, int(count))
+            for row, count in zip(rows.tolist(), equal.tolist(), strict=True)
+        ]
+    else:
+        near_family = [_stored_family(builds.get(location.id)) for location in members]
+    titles, descriptions = Counter(family.title_keys), Counter(family.description_keys)
+    old_titles = Counter(row["title_key"] for row in builds.values())
+    old_descriptions = Counter(row["description_key"] for row in builds.values())
+    wanted = [
+        index
+        for index, location in enumerate(members)
+        if location.id in family.rendered
+        or (build := builds.get(location.id)) is None
+        or near_family[index] != _stored_family(build)
+        or places.get(location.id, _stored_place(build)) != _stored_place(build)
+        or titles[family.title_keys[index]] != old_titles[family.title_keys[index]]
+        or descriptions[family.description_keys[index]]
+        != old_descriptions[family.description_keys[index]]
+    ]
+    stored = {
+        row["location_id"]: (bytes(row["content_hash"]), row["live"])
+        for row in await worker.connection.fetch(
+            SELECT_STORED,
+            site_id,
+            service_id,
+            None if selected else [members[index].id for index in wanted],
+        )
+    }
+    again = [members[i].id for i in wanted if members[i].id not in family.rendered]
+    signatures = {
+        row["location_id"]: bytes(row["signature"])
+        for row in await worker.connection.fetch(SELECT_SIGNATURES, site_id, service_id, again)
+    }
+    texts = spool.read_texts(worker.folder, service_id) if family.spooled is not None else None
+    output = _Output(worker)
+    result = ServiceResult(service_id, len(members) if selected else len(wanted))
+    for done, index in enumerate(wanted, 1):
+        location = members[index]
+        build = builds.get(location.id)
+        row = family.rendered.get(location.id)
+        if row is not None and family.spooled is not None and texts is not None:
+            signals = spool.signals_of(family.spooled.signals[row])
+            rendered = Rendered(next(texts), signals, None)
+            inputs = bytes(family.spooled.inputs[row])
+            signature = np.asarray(family.spooled.signatures[row]).astype("<u2").tobytes()
+        else:  # the same text as stored, judged again: rendered again
+            assert build is not None, "a page neither built nor rendered"
+            rendered = builder.render(service, location, result.lengths)
+            inputs, signature = bytes(build["inputs"]), signatures[location.id]
+        in_family = near_family[index]
+        in_place = places.get(location.id, _stored_place(build))
+        title, description = family.title_keys[index], family.description_keys[index]
+        page = builder.judged_row(
+            service,
+            location,
+            rendered,
+            in_family,
+            in_place,
+            titles[title],
+            descriptions[description],
+        )
+        before = stored.get(location.id)
+        if before is None:
+            await output.add("pages", page.row)
+        elif before[0] != page.content_hash or not before[1]:
+            await output.add("stage", page.row)
+        record = copyrows.Build(
+            service_id,
+            location.id,
+            inputs,
+            signature,
+            title,
+            description,
+            *in_family,
+            *in_place,
+        )
+        kind = "page_builds" if build is None else "stage_builds"
+        await output.add(kind, copyrows.encode_build(site_id, record))
+        if done % COPY_BATCH_ROWS == 0:
+            worker.messages.put(COPY_BATCH_ROWS)
+    await output.flush()
+    worker.messages.put(len(wanted) % COPY_BATCH_ROWS)
+    result.sent, result.staged = output.sent, output.staged
+    if selected:  # live pages this run no longer has (a location below min_population)
+        gone = [
+            (service_id, location_id)
+            for location_id, (_, live) in stored.items()
+            if live and location_id not in builder.location_by_id
+        ]
+        if gone:
+            await _stage(worker, copyrows.keys(gone), f"{worker.stage}_gone", GONE_COLUMNS)
+            result.gone = len(gone)
     return result
+
+
+def _stored_family(build: asyncpg.Record | None) -> Near:
+    if build is None:
+        return (None, 0)
+    return (build["family_location_id"], build["family_equal"])
+
+
+def _stored_place(build: asyncpg.Record | None) -> Near:
+    if build is None:
+        return (None, 0)
+    return (build["place_service_id"], build["place_equal"])
+
+
+class _Output:
+    """Batches of rows leaving a worker: new ones to the parent (which COPYs them inside
+    its transaction), changed ones to the stage (merged at the end)."""
+
+    TABLES = ("pages", "page_builds", "stage", "stage_builds")
+
+    def __init__(self, worker: _Worker) -> None:
+        self.worker = worker
+        self.batches: dict[str, list[bytes]] = {kind: [] for kind in self.TABLES}
+        self.sent = 0
+        self.staged = 0
+
+    async def add(self, kind: str, row: bytes) -> None:
+        batch = self.batches[kind]
+        batch.append(row)
+        if len(batch) >= COPY_BATCH_ROWS:
+            await self._send(kind)
+
+    async def _send(self, kind: str) -> None:
+        rows = self.batches[kind]
+        if not rows:
+            return
+        self.batches[kind] = []
+        payload = copyrows.payload(rows)
+        if kind in ("pages", "page_builds"):  # put() blocks while the parent's queue is full
+            self.worker.messages.put((kind, payload))
+            self.sent += 1
+        elif kind == "stage":
+            self.staged += await _stage(self.worker, payload)
+        else:
+            table = f"{self.worker.stage}_builds"
+            await _stage(self.worker, payload, table, copyrows.BUILD_COLUMNS)
+
+    async def flush(self) -> None:
+        for kind in self.TABLES:
+            await self._send(kind)
 
 
 async def _stage(
@@ -227,13 +608,27 @@ async def _stage(
     return int(status.rsplit(" ", 1)[-1])
 
 
-def render_service(service_id: int) -> ServiceResult:
-    """Render and stage every page of one service (runs in a worker process)."""
+def build_family(
+    service_id: int, places: dict[int, Near], selected: bool, compared: bool
+) -> ServiceResult:
+    """Step 3 for one service (runs in a worker process)."""
+    return _run(_build_family(_started(), service_id, places, selected, compared))
+
+
+# --- every step ---
+
+
+def _started() -> _Worker:
     if _failed_start is not None:
         raise _failed_start
     assert _worker is not None, "worker not started"
+    return _worker
+
+
+def _run(step: Coroutine[Any, Any, T]) -> T:
+    assert _worker is not None
     try:
-        return _worker.loop.run_until_complete(_copy_service(_worker, service_id))
+        return _worker.loop.run_until_complete(step)
     except ContentError:
         raise
     except Exception as error:  # asyncpg errors do not always survive pickling

@@ -1,32 +1,39 @@
-"""Generate a site's pages: render in worker processes, COPY to staging, merge in one go."""
+"""Generate a site's pages: render, compare and build them in worker processes (see
+render_worker.py), COPY them into `pages` or a stage, and merge in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import secrets
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
+from multiprocessing.queues import Queue
+from pathlib import Path
 from queue import Empty
+from typing import TypeVar
 
 import asyncpg
 
 from seo_engine.db import changes, copyguard, database
 from seo_engine.db.database import Connection
-from seo_engine.generate import copyrows, inputs
+from seo_engine.generate import copyrows
 from seo_engine.generate.copyrows import COLUMNS
 from seo_engine.generate.pagebuild import LengthReport
 from seo_engine.generate.render_worker import (
+    NO_ROW,
     Message,
-    ServiceResult,
     WorkerFailure,
-    render_service,
+    build_family,
+    compare_places,
+    render_family,
     start,
 )
 from seo_engine.ingest import sites
@@ -41,18 +48,19 @@ STAGE_TABLE = "generate_stage_{site_id}_{run}"
 STAGE_PREFIX = "generate_stage_{site_id}_"
 LEFTOVER_STAGES = "SELECT tablename FROM pg_tables WHERE tablename LIKE $1 || '%'"
 CREATE_STAGE = """
-DROP TABLE IF EXISTS {stage}, {stage}_gone;
+DROP TABLE IF EXISTS {stage}, {stage}_gone, {stage}_builds;
 CREATE UNLOGGED TABLE {stage} (
     site_id integer NOT NULL, service_id bigint NOT NULL, location_id bigint NOT NULL,
     path text NOT NULL, title text NOT NULL, meta_description text NOT NULL, h1 text NOT NULL,
     document bytea NOT NULL, quality_score real NOT NULL, indexable boolean NOT NULL,
     quality_flags integer NOT NULL, nearest_similarity real, nearest_location_id bigint,
-    content_hash bytea NOT NULL
+    nearest_service_id bigint, content_hash bytea NOT NULL
 ) WITH (autovacuum_enabled = false);
 CREATE UNLOGGED TABLE {stage}_gone (service_id bigint NOT NULL, location_id bigint NOT NULL)
-    WITH (autovacuum_enabled = false)
+    WITH (autovacuum_enabled = false);
+CREATE UNLOGGED TABLE {stage}_builds (LIKE page_builds) WITH (autovacuum_enabled = false)
 """
-DROP_STAGE = "DROP TABLE IF EXISTS {stage}, {stage}_gone"
+DROP_STAGE = "DROP TABLE IF EXISTS {stage}, {stage}_gone, {stage}_builds"
 SELECT_SERVICE_IDS = "SELECT id, slug FROM services WHERE site_id = $1 ORDER BY id"
 COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND population >= $2"
 # now() is the merge transaction's start: the updated_at of every page it writes, which the
@@ -90,17 +98,18 @@ UPDATE pages p SET
     path = c.path, title = c.title, meta_description = c.meta_description, h1 = c.h1,
     document = c.document, quality_score = c.quality_score, indexable = c.indexable,
     quality_flags = c.quality_flags, nearest_similarity = c.nearest_similarity,
-    nearest_location_id = c.nearest_location_id, content_hash = c.content_hash,
+    nearest_location_id = c.nearest_location_id, nearest_service_id = c.nearest_service_id,
+    content_hash = c.content_hash,
     updated_at = now(), deleted_at = NULL
 FROM changed c WHERE p.id = c.id
 """
 MERGE_INSERT = """
 INSERT INTO pages (site_id, service_id, location_id, path, title, meta_description, h1,
                    document, quality_score, indexable, quality_flags, nearest_similarity,
-                   nearest_location_id, content_hash)
+                   nearest_location_id, nearest_service_id, content_hash)
 SELECT $1, s.service_id, s.location_id, s.path, s.title, s.meta_description, s.h1,
        s.document, s.quality_score, s.indexable, s.quality_flags, s.nearest_similarity,
-       s.nearest_location_id, s.content_hash
+       s.nearest_location_id, s.nearest_service_id, s.content_hash
 FROM {stage} s
 WHERE NOT EXISTS (
     SELECT 1 FROM pages p
@@ -114,6 +123,36 @@ UPDATE pages p SET deleted_at = now(), updated_at = now()
 FROM {stage}_gone g
 WHERE p.site_id = $1 AND p.service_id = g.service_id AND p.location_id = g.location_id
   AND p.deleted_at IS NULL
+"""
+# Services with built pages, by a skip scan of the primary key (one probe per service).
+BUILT_SERVICES = """
+WITH RECURSIVE built AS (
+    (SELECT service_id FROM page_builds WHERE site_id = $1 ORDER BY service_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT b.service_id FROM page_builds b
+            WHERE b.site_id = $1 AND b.service_id > built.service_id
+            ORDER BY b.service_id LIMIT 1)
+    FROM built WHERE built.service_id IS NOT NULL
+)
+SELECT service_id FROM built WHERE service_id IS NOT NULL
+"""
+SELECT_LOCATION_IDS = "SELECT id FROM locations WHERE site_id = $1 AND population >= $2 ORDER BY id"
+DELETE_REMOVED_BUILDS = """
+DELETE FROM page_builds WHERE site_id = $1 AND service_id = ANY($2::bigint[])
+"""
+# What pages judged again were built from and compared with; pages gone have no build.
+MERGE_BUILDS = """
+UPDATE page_builds b SET
+    inputs = s.inputs, signature = s.signature, title_key = s.title_key,
+    description_key = s.description_key, family_location_id = s.family_location_id,
+    family_equal = s.family_equal, place_service_id = s.place_service_id,
+    place_equal = s.place_equal
+FROM {stage}_builds s
+WHERE b.site_id = $1 AND b.service_id = s.service_id AND b.location_id = s.location_id
+"""
+MERGE_GONE_BUILDS = """
+DELETE FROM page_builds b USING {stage}_gone g
+WHERE b.site_id = $1 AND b.service_id = g.service_id AND b.location_id = g.location_id
 """
 # Newly inserted pages may reclaim a redirected path too.
 MERGE_LIVE_REDIRECTS = """
@@ -159,7 +198,7 @@ class GenerateReport:
     render_seconds: float = 0.0
     merge_seconds: float = 0.0
     families: int = 0  # services selected
-    skipped: int = 0  # of them, built from unchanged inputs: not rendered
+    rendered: int = 0  # of their pages, rendered because their inputs changed (or --force)
 
 
 @dataclass(frozen=True)
@@ -167,7 +206,7 @@ class GenerateOptions:
     site: str | None = None
     services: tuple[str, ...] = ()
     workers: int | None = None
-    force: bool = False  # render every selected service, even one whose inputs are unchanged
+    force: bool = False  # render every selected page, even one whose inputs are unchanged
 
 
 def default_workers() -> int:
@@ -178,75 +217,65 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-QUEUED_BATCHES = 8  # new-page batches in flight between workers and the merger (~3 MB each)
+QUEUED_BATCHES = 8  # COPY payloads in flight between workers and the merger (~3 MB each)
 POLL_SECONDS = 0.01
+PLACE_BLOCK = 2000  # locations compared at once by one worker (step 2)
+T = TypeVar("T")
 
 
-@dataclass
-class _Rendered:
-    results: list[ServiceResult]
-    inserted: int  # new pages already COPYed into `pages` by the merger
+class _Workers:
+    """The render workers of one run, and the parent's side of their messages: progress
+    counts, and new rows, which it COPYs into `pages` and `page_builds` inside the merge's
+    transaction while the workers go on."""
 
+    def __init__(
+        self, merger: Connection, stage: str, pool: ProcessPoolExecutor, messages: Queue[Message]
+    ) -> None:
+        self.merger = merger
+        self.stage = stage
+        self.pool = pool
+        self.messages = messages
+        self.inserted = 0  # new pages COPYed into `pages` (not staged: their path was taken)
+        self.received = 0  # COPY payloads received
+        self.others = set(multiprocessing.active_children())  # not the pool's: never ours
 
-async def _render_all(
-    merger: Connection,
-    dsn: str,
-    settings: Settings,
-    site: sites.Site,
-    changed_at: datetime,
-    service_ids: list[int],
-    stage: str,
-    workers: int,
-    progress: Callable[[int], None],
-) -> _Rendered:
-    """Render every selected service in worker processes.
-
-    Workers stage changed pages themselves and send new pages here, where they are
-    COPYed into `pages` inside the merger's transaction while rendering goes on.
-    """
-    context = multiprocessing.get_context("spawn")
-    messages: multiprocessing.Queue[Message] = context.Queue(QUEUED_BATCHES)
-    others = set(multiprocessing.active_children())  # not the pool's: never ours to stop
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(service_ids)),
-        mp_context=context,
-        initializer=start,
-        initargs=(dsn, settings, site.slug, changed_at, stage, messages),
-    )
-    futures: list[Future[ServiceResult]] = [
-        pool.submit(render_service, service_id) for service_id in service_ids
-    ]
-    finished = False
-    inserted = received = 0
-    try:
+    async def run(
+        self, tasks: Sequence[Callable[[], T]], progress: Callable[[int], None] | None = None
+    ) -> list[T]:
+        """Run tasks on the workers and return their results in order, once every payload
+        they sent (ServiceResult.sent) has been received."""
+        futures: list[Future[T]] = [self.pool.submit(task) for task in tasks]
+        expected = self.received
         while True:
             failed = next((f for f in futures if f.done() and f.exception()), None)
             if failed is not None:
                 raise _explain_failure(failed.exception())
-            if all(f.done() for f in futures) and received == sum(f.result().sent for f in futures):
-                break
+            if all(f.done() for f in futures):
+                sent = sum(getattr(f.result(), "sent", 0) for f in futures)
+                if self.received == expected + sent:
+                    return [future.result() for future in futures]
             try:
-                message = messages.get_nowait()
+                message = self.messages.get_nowait()
             except Empty:
                 await asyncio.sleep(POLL_SECONDS)
                 continue
-            if isinstance(message, bytes):
-                inserted += await _insert_new(merger, stage, message)
-                received += 1
-            else:
+            if isinstance(message, tuple):
+                table, payload = message
+                self.received += 1
+                if table == "pages":
+                    self.inserted += await _insert_new(self.merger, self.stage, payload)
+                else:
+                    await _copy(self.merger, table, payload, copyrows.BUILD_COLUMNS)
+            elif progress is not None:
                 progress(message)
-        finished = True
-        return _Rendered([future.result() for future in futures], inserted)
-    finally:
-        if not finished:
-            # Failure or Ctrl-C: stop the workers now rather than after their current service.
-            # The pool has no public way to do that before Python 3.14 (terminate_workers),
-            # but its workers are this process's multiprocessing children since `others`.
-            for process in multiprocessing.active_children():
-                if process not in others:
-                    process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        messages.close()
+
+    def stop(self) -> None:
+        """Failure or Ctrl-C: stop the workers now rather than after their current task.
+        The pool has no public way to do that before Python 3.14 (terminate_workers), but
+        its workers are this process's multiprocessing children since `others`."""
+        for process in multiprocessing.active_children():
+            if process not in self.others:
+                process.terminate()
 
 
 async def _insert_new(merger: Connection, stage: str, payload: bytes) -> int:
@@ -264,9 +293,11 @@ async def _insert_new(merger: Connection, stage: str, payload: bytes) -> int:
         return 0
 
 
-async def _copy(merger: Connection, table: str, payload: bytes) -> str:
+async def _copy(
+    merger: Connection, table: str, payload: bytes, columns: tuple[str, ...] = COLUMNS
+) -> str:
     copy = merger.copy_to_table(
-        table, source=copyrows.source(payload), columns=COLUMNS, format="binary"
+        table, source=copyrows.source(payload), columns=list(columns), format="binary"
     )
     return await copyguard.guarded(merger, copy)  # a cut connection fails it, not hangs it
 
@@ -300,6 +331,8 @@ async def _merge(connection: Connection, site: sites.Site, stage: str) -> tuple[
     removed = _rowcount(await connection.execute(MERGE_TOMBSTONES.format(stage=stage), site.id))
     updated = _rowcount(await connection.execute(MERGE_UPDATE))
     inserted = _rowcount(await connection.execute(MERGE_INSERT.format(stage=stage), site.id))
+    await connection.execute(MERGE_BUILDS.format(stage=stage), site.id)
+    await connection.execute(MERGE_GONE_BUILDS.format(stage=stage), site.id)
     return inserted, updated, removed, moved
 
 
@@ -338,9 +371,7 @@ async def generate(
             raise GenerateBusy(f"another generate of site '{site.slug}' is running; try later")
         stager = await database.connect(dsn, settings, bulk=True)
         stage = await _create_stage(stager, site)
-        report = await _generate_locked(
-            merger, stager, stage, dsn, settings, site, options, progress_start
-        )
+        report = await _generate_locked(merger, stage, dsn, settings, site, options, progress_start)
         await transaction.commit()
         if report.inserted or report.updated or report.removed:
             # Planning against the table as it was before a bulk load can turn one-row
@@ -371,7 +402,6 @@ async def _create_stage(stager: Connection, site: sites.Site) -> str:
 
 async def _generate_locked(
     merger: Connection,
-    stager: Connection,
     stage: str,
     dsn: str,
     settings: Settings,
@@ -386,50 +416,141 @@ async def _generate_locked(
         raise GenerateError(f"unknown service(s) for site '{site.slug}': {', '.join(unknown)}")
     selected = [services[slug] for slug in options.services] or list(services.values())
     report.families = len(selected)
-    locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
-    # Read before any worker reads its inputs: a change committed in between makes the
-    # recorded digest older than the pages, so the next run renders them again.
-    current = await inputs.family_inputs(merger, site.id)
-    last = await inputs.built(merger, site.id)
-    if not options.force:
-        same = [i for i in selected if i in last and last[i][0] == current[i]]
-        report.skipped = len(same)
-        report.pages = sum(last[i][1] for i in same)
-        selected = [i for i in selected if i not in same]
     started = time.monotonic()
-    inserted = 0
-    built: dict[int, tuple[bytes, int]] = {}
     if selected:  # workers run even with no locations: they stage the pages that are gone
-        rendered = await _render_all(
-            merger,
-            dsn,
-            settings,
-            site,
-            await merger.fetchval(TRANSACTION_TIME),
-            selected,
-            stage,
-            options.workers or default_workers(),
-            progress_start(len(selected) * locations),
-        )
-        inserted = rendered.inserted
-        for result in rendered.results:
-            report.pages += result.pages
-            report.lengths.add(result.lengths)
-            built[result.service_id] = (current[result.service_id], result.pages)
+        with tempfile.TemporaryDirectory(prefix="seo-engine-generate-") as folder:
+            workers = await _start_workers(
+                merger, stage, dsn, settings, site, Path(folder), options.workers, len(services)
+            )
+            try:
+                await _steps(
+                    workers,
+                    merger,
+                    site,
+                    list(services.values()),
+                    selected,
+                    options.force,
+                    report,
+                    progress_start,
+                )
+            except BaseException:
+                workers.stop()
+                raise
+            finally:
+                workers.pool.shutdown(wait=True, cancel_futures=True)
+                workers.messages.close()
     report.render_seconds = time.monotonic() - started
     started = time.monotonic()
     try:
         async with merger.transaction():  # a savepoint: a collision can be explained
             counts = await _merge(merger, site, stage)
-            if inserted or counts[0]:  # new pages may take back a redirected path
+            if report.inserted or counts[0]:  # new pages may take back a redirected path
                 await merger.execute(MERGE_LIVE_REDIRECTS, site.id)
-            if inserted or any(counts):  # API workers drop what they cached, at commit
+            if report.inserted or any(counts):  # API workers drop what they cached, at commit
                 await changes.notify(merger)
-            await inputs.record(merger, site.id, built)
     except asyncpg.UniqueViolationError:
         raise GenerateError(await _explain_collision(merger, site, stage)) from None
     report.merge_seconds = time.monotonic() - started
-    report.inserted, report.updated, report.removed, report.redirects = counts
+    inserted, report.updated, report.removed, report.redirects = counts
     report.inserted += inserted
-    report.unchanged = report.pages - report.inserted - report.updated
+    report.unchanged = max(0, report.pages - report.inserted - report.updated)
     return report
+
+
+async def _start_workers(
+    merger: Connection,
+    stage: str,
+    dsn: str,
+    settings: Settings,
+    site: sites.Site,
+    folder: Path,
+    workers: int | None,
+    services: int,
+) -> _Workers:
+    context = multiprocessing.get_context("spawn")
+    messages: Queue[Message] = context.Queue(QUEUED_BATCHES)
+    others = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(workers or default_workers(), services)),
+        mp_context=context,
+        initializer=start,
+        initargs=(
+            dsn,
+            settings,
+            site.slug,
+            await merger.fetchval(TRANSACTION_TIME),
+            stage,
+            folder,
+            messages,
+        ),
+    )
+    running = _Workers(merger, stage, pool, messages)
+    running.others = others
+    return running
+
+
+async def _steps(
+    workers: _Workers,
+    merger: Connection,
+    site: sites.Site,
+    services: list[int],
+    selected: list[int],
+    force: bool,
+    report: GenerateReport,
+    progress_start: Callable[[int], Callable[[int], None]],
+) -> None:
+    """Render what changed, compare places where pages changed, build what needs it.
+
+    `services` are all the site's services; `selected` the ones being generated.
+    """
+    locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
+    scans = await workers.run(
+        [functools.partial(render_family, service, force) for service in selected],
+        progress_start(len(selected) * locations),
+    )
+    for scan in scans:
+        report.pages += scan.pages
+        report.rendered += scan.rendered
+        report.lengths.add(scan.lengths)
+    places: dict[int, dict[int, tuple[int | None, int]]] = {}
+    changed = sorted({location for scan in scans for location in scan.changed})
+    built = {row["service_id"] for row in await merger.fetch(BUILT_SERVICES, site.id)}
+    removed = sorted(built - set(services))
+    if removed:  # every location lost a page: each is compared again, and the rows go
+        await merger.execute(DELETE_REMOVED_BUILDS, site.id, removed)
+        rows = await merger.fetch(SELECT_LOCATION_IDS, site.id, site.options.min_population)
+        changed = [row["id"] for row in rows]
+    if site.quality.gate and changed:
+        blocks = [changed[at : at + PLACE_BLOCK] for at in range(0, len(changed), PLACE_BLOCK)]
+        for found in await workers.run(
+            [functools.partial(compare_places, block, selected) for block in blocks]
+        ):
+            for service, location, nearest, equal in zip(
+                found.services.tolist(),
+                found.locations.tolist(),
+                found.nearest.tolist(),
+                found.equal.tolist(),
+                strict=True,
+            ):
+                near = None if nearest == NO_ROW else nearest
+                places.setdefault(service, {})[location] = (near, equal)
+    touched = {scan.service_id: scan for scan in scans if scan.rendered or scan.changed}
+    chosen = set(selected)
+    tasks = [
+        functools.partial(
+            build_family,
+            service,
+            places.get(service, {}),
+            service in chosen,
+            service in touched and touched[service].compared,
+        )
+        for service in sorted(set(touched) | set(places))
+    ]
+    if not tasks:
+        return
+    results = await workers.run(tasks, progress_start(report.pages))
+    for result in results:
+        report.lengths.add(result.lengths)
+        if result.service_id not in chosen:
+            report.pages += result.pages
+    report.inserted = workers.inserted

@@ -61,6 +61,7 @@ class QualityRules:
     min_body_words: int = 300  # body words that earn every substance point
     thin_body_words: int = 120  # fewer body words keep a page out
     min_unique_data: float = 0.1  # share of words from the page's own data (0-1)
+    gate: bool = True  # false: pages are neither compared nor scored, and all are indexable
 
 
 # Each rule: its type and the largest value it takes.
@@ -143,15 +144,20 @@ def _options(data: Any, source: str) -> dict[str, float | int]:
     return options
 
 
-def _quality(data: Any, source: str) -> dict[str, float | int]:
+def _quality(data: Any, source: str) -> dict[str, float | int | bool]:
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise SiteError(f"{source}: [quality] must be a table")
-    rules: dict[str, float | int] = {}
+    rules: dict[str, float | int | bool] = {}
     for name, value in data.items():
+        if name == "gate":
+            if not isinstance(value, bool):
+                raise SiteError(f"{source}: [quality] gate must be true or false")
+            rules[name] = value
+            continue
         if name not in QUALITY_RULES:
-            known = ", ".join(QUALITY_RULES)
+            known = ", ".join([*QUALITY_RULES, "gate"])
             raise SiteError(f"{source}: [quality] has unknown rule '{name}' (known: {known})")
         kind, largest = QUALITY_RULES[name]
         number = isinstance(value, int | float) and not isinstance(value, bool)

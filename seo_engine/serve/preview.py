@@ -4,18 +4,20 @@ written to the database."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 
 from seo_engine.db.database import Connection
-from seo_engine.generate import audit, copyrows
+from seo_engine.generate import audit, copyrows, quality
 from seo_engine.generate.copyrows import COLUMNS
-from seo_engine.generate.pagebuild import LengthReport, PageBuilder
-from seo_engine.generate.render_worker import builder_for
+from seo_engine.generate.pagebuild import Dimension, LengthReport, Near, PageBuilder
+from seo_engine.generate.render_worker import RENDER_BATCH, builder_for
 from seo_engine.ingest import sites
 from seo_engine.serve import rendering
 
@@ -57,31 +59,101 @@ async def preview_page(
     service_slug: str,
     location_slug: str,
 ) -> Preview:
-    """Render the page of a service in a location. The quality gate compares it with the
-    service's pages in every other location, so the whole family is rendered (in this
-    process: about as long as one generate worker spends on one service)."""
+    """Render the page of a service in a location and judge it as a full generate would:
+    against the service's pages in every other location (its family, all rendered here:
+    about as long as one generate worker spends on one service) and the other services'
+    pages in its location (its place)."""
     builder = await _builder(connection, site_slug, site_file)
     site = builder.site
     service = next((s for s in builder.services.values() if s.slug == service_slug), None)
     if service is None:
         raise PreviewError(f"no service '{service_slug}' in site '{site.slug}'")
-    if not any(location.slug == location_slug for location in builder.locations):
+    location = next((place for place in builder.locations if place.slug == location_slug), None)
+    if location is None:
         raise PreviewError(
             f"no location '{location_slug}' with pages in site '{site.slug}' "
             f"(a location below min_population = {site.options.min_population} gets none)"
         )
-    for page in builder.family(service.id, LengthReport()):
-        if page.location.slug == location_slug:
-            document, content_hash = builder.document(page)
-            parsed = orjson.loads(document)
-            api_url = rendering.document_url(site, service_slug, location_slug)
-            rendered = rendering.page_html(
-                site, parsed, content_hash, datetime.fromisoformat(parsed["updated_at"]), api_url
-            )
-            return Preview(
-                parsed["path"], document, rendered.body, parsed["quality"], len(builder.locations)
-            )
-    raise AssertionError("a location that has pages was not rendered")  # pragma: no cover
+    family = _compared(builder, [service], builder.locations)
+    place = _compared(builder, list(builder.services.values()), [location])
+    mine = (service.id, location.id)
+    page = builder.judged_row(
+        service,
+        location,
+        builder.render(service, location, LengthReport()),
+        family.in_family[mine],
+        place.in_place[mine],
+        family.same_titles[mine],
+        family.same_descriptions[mine],
+    )
+    parsed = orjson.loads(page.document)
+    api_url = rendering.document_url(site, service_slug, location_slug)
+    rendered = rendering.page_html(
+        site, parsed, page.content_hash, datetime.fromisoformat(parsed["updated_at"]), api_url
+    )
+    return Preview(
+        parsed["path"], page.document, rendered.body, parsed["quality"], len(builder.locations)
+    )
+
+
+Pair = tuple[int, int]  # (service id, location id)
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """What the pages of some services in some locations say of each other, by page."""
+
+    in_family: dict[Pair, Near]  # its nearest page of the same service among them
+    in_place: dict[Pair, Near]  # its nearest page in the same location among them
+    same_titles: dict[Pair, int]  # pages of its service among them with its title key
+    same_descriptions: dict[Pair, int]
+
+
+def _compared(
+    builder: PageBuilder, services: list[Dimension], locations: list[Dimension]
+) -> _Comparison:
+    """Render every page of these services in these locations and compare them as
+    generate does: quality.nearest within each service's pages (its family) and within
+    each location's (its place), title and description keys counted per service."""
+    pages = [(service, place) for service in services for place in locations]
+    keys = [(service.id, place.id) for service, place in pages]
+    signals: list[quality.Signals] = []
+    blocks: list[quality.Signature] = []
+    for at in range(0, len(pages), RENDER_BATCH):
+        batch = [
+            builder.render(s, place, LengthReport()) for s, place in pages[at : at + RENDER_BATCH]
+        ]
+        signals.extend(one.signals for one in batch)
+        if builder.scored:
+            blocks.append(quality.signatures([one.words for one in batch if one.words]))
+    nothing: Near = (None, 0)
+    in_family = dict.fromkeys(keys, nothing)
+    in_place = dict.fromkeys(keys, nothing)
+    if builder.scored and pages:
+        matrix = np.concatenate(blocks)
+        services_of = np.array([key[0] for key in keys], dtype=np.int64)
+        locations_of = np.array([key[1] for key in keys], dtype=np.int64)
+        rows, equal = quality.nearest(matrix, services_of)
+        for key, row, count in zip(keys, rows.tolist(), equal.tolist(), strict=True):
+            if row >= 0:
+                in_family[key] = (int(locations_of[row]), count)
+        rows, equal = quality.nearest(matrix, locations_of)
+        for key, row, count in zip(keys, rows.tolist(), equal.tolist(), strict=True):
+            if row >= 0:
+                in_place[key] = (int(services_of[row]), count)
+    titles = Counter((key[0], one.title_key) for key, one in zip(keys, signals, strict=True))
+    descriptions = Counter(
+        (key[0], one.description_key) for key, one in zip(keys, signals, strict=True)
+    )
+    return _Comparison(
+        in_family,
+        in_place,
+        {key: titles[key[0], one.title_key] for key, one in zip(keys, signals, strict=True)},
+        {
+            key: descriptions[key[0], one.description_key]
+            for key, one in zip(keys, signals, strict=True)
+        },
+    )
 
 
 def _spread(items: list[T], count: int) -> list[T]:
@@ -114,11 +186,22 @@ async def preview_sample(
     position = {place.id: index for index, place in enumerate(builder.locations)}
     chosen = _spread(ordered, max(1, size // len(services)))
     locations = sorted(chosen, key=lambda place: position[place.id])
-    rows = [
-        page.row
-        for service in services
-        for page in builder.pages(service.id, LengthReport(), locations)
-    ]
+    grid = _compared(builder, services, locations)
+    rows = []
+    for service in services:
+        for location in locations:
+            key = (service.id, location.id)
+            rows.append(
+                builder.judged_row(
+                    service,
+                    location,
+                    builder.render(service, location, LengthReport()),
+                    grid.in_family[key],
+                    grid.in_place[key],
+                    grid.same_titles[key],
+                    grid.same_descriptions[key],
+                ).row
+            )
     transaction = connection.transaction()
     await transaction.start()
     try:
