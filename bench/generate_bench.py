@@ -1,11 +1,15 @@
-"""Benchmark `seo-engine generate` against its limit, in one run against one fresh database.
+"""Benchmark `seo-engine generate` against its limits, in one run.
 
-Measures (a) the real CLI's `generate` of the bundled seeds into an empty page table: wall
-time and peak RSS of its process tree (parent, largest worker, summed tree; psutil every
-0.1 s); (b) the limit: a server-side binary `COPY pages_copy FROM '<file>'` of exactly those
-rows into an empty copy of `pages` (same indexes and foreign key); (c) an unchanged re-run of
-`generate`, which must write nothing. Database `seo_engine_bench` is created, set up with
-the CLI (migrate, site, seeds) and dropped at the end. Run from the repository root:
+Measures (g) the real CLI's `generate` of the bundled seeds into an empty page table with
+the quality gate off (`[quality] gate = false`: nothing compared or scored), in a database
+of its own; (a) the same with the gate on, as the bundled site has it: wall time and peak
+RSS of its process tree (parent, largest worker, summed tree; psutil every 0.1 s); (b) the
+limit: a server-side binary `COPY pages_copy FROM '<file>'` of exactly (a)'s rows into an
+empty copy of `pages` (same indexes and foreign key); (c) an unchanged re-run of
+`generate`, which must write nothing; (d) a re-run after one location was renamed, which
+renders only the pages that show it. Databases `seo_engine_bench` and
+`seo_engine_bench_ungated` are created, set up with the CLI (migrate, site, seeds) and
+dropped at the end. Run from the repository root:
 
     .venv/bin/python bench/generate_bench.py [--subset us|full] [--workers N]
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import os
 import re
 import shlex
@@ -41,6 +46,9 @@ from seo_engine.db.embedded import EmbeddedError, server_dsn
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = ROOT / "bench" / "out" / "embedded"
 BENCH_DB = "seo_engine_bench"
+UNGATED_DB = "seo_engine_bench_ungated"
+OUT = ROOT / "bench" / "out"
+RENDERED = re.compile(r"([\d,]+) of ([\d,]+) pages not rendered")
 MB = 1024 * 1024
 SUMMARY = re.compile(r"([\d,]+) inserted, ([\d,]+) updated, ([\d,]+) unchanged, ([\d,]+) removed")
 # Index definitions without their names, so that pages and pages_copy can be compared.
@@ -195,20 +203,55 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
-def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
-    dsn = with_database(admin, BENCH_DB)
-    workers = ["--workers", str(args.workers)] if args.workers else []
-    country = ["--country", "US"] if args.subset == "us" else []
-    setup = [
+def setup(dsn: str, site_file: Path, country: list[str]) -> list[Run]:
+    steps = [
         ["db", "migrate"],
-        ["sites", "add", "seeds/site.toml"],
+        ["sites", "add", str(site_file)],
         ["seed", "locations", "seeds/locations.csv", *country],
         ["seed", "services", "seeds/services.csv"],
     ]
-    runs = [cli(step, dsn) for step in setup]
-    pairs = zip(setup, runs, strict=True)
-    timings = "; ".join(f"{' '.join(step[:2])} {run.seconds:.1f} s" for step, run in pairs)
+    return [cli(step, dsn) for step in steps]
+
+
+def ungated_site() -> Path:
+    """The bundled site file with the quality gate off."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    site = (ROOT / "seeds" / "site.toml").read_text()
+    target = OUT / "site-ungated.toml"
+    target.write_text(site.replace("[quality]", "[quality]\ngate = false", 1))
+    return target
+
+
+def rename_one_location(source: Path, target: Path) -> str:
+    """The locations file with one row renamed (the middle one); returns its key."""
+    with source.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.reader(stream))
+    middle = rows[len(rows) // 2]
+    middle[2] += " Renamed"
+    with target.open("w", encoding="utf-8", newline="") as stream:
+        csv.writer(stream, lineterminator="\n").writerows(rows)
+    return middle[0]
+
+
+def rendered_line(run: Run) -> str:
+    found = RENDERED.search(run.stdout)
+    if found is None:
+        return "every page"
+    pages, total = (int(n.replace(",", "")) for n in found.groups())
+    return f"{total - pages:,} of {total:,}"
+
+
+def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
+    dsn = with_database(admin, BENCH_DB)
+    ungated = with_database(admin, UNGATED_DB)
+    workers = ["--workers", str(args.workers)] if args.workers else []
+    country = ["--country", "US"] if args.subset == "us" else []
+    setup(ungated, ungated_site(), country)
+    runs = setup(dsn, ROOT / "seeds" / "site.toml", country)
+    timings = "; ".join(f"{run.seconds:.1f} s" for run in runs)
     version = asyncio.run(sql(dsn, "SHOW server_version", "CHECKPOINT"))[0]
+    g = cli(["generate", *workers], ungated)
+    asyncio.run(sql(admin, f"DROP DATABASE IF EXISTS {UNGATED_DB} WITH (FORCE)", "CHECKPOINT"))
     a = cli(["generate", *workers], dsn)
     folder = Path(tempfile.mkdtemp(prefix="seo-bench-", dir="/tmp"))
     folder.chmod(0o777)  # the server writes the file as its own OS user
@@ -226,31 +269,50 @@ def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
     inserted, updated, _, removed = (int(n.replace(",", "")) for n in found.groups())
     written = inserted + updated + removed
     ok = written == 0 and before[0] == after[0] and before[1] == after[1]
+    renamed = OUT / "locations-renamed.csv"
+    key = rename_one_location(ROOT / "seeds" / "locations.csv", renamed)
+    cli(["seed", "locations", str(renamed), *country], dsn)
+    d = cli(["generate", *workers], dsn)
     commit = git("rev-parse", "--short", "HEAD") + (" (dirty)" if git("status", "-s") else "")
     command = shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv])
     moved = "unchanged" if before[0] == after[0] else "MOVED"
     rss = f"{a.parent_rss / MB:.0f} / {a.worker_rss / MB:.0f} / {a.tree_rss / MB:.0f} MB"
+    rss_g = f"{g.parent_rss / MB:.0f} / {g.worker_rss / MB:.0f} / {g.tree_rss / MB:.0f} MB"
     table = [
         ("measure", "value", "target"),
         ("---", "---", "---"),
         ("pages", f"{pages:,}", ""),
-        ("(a) generate from empty", f"{a.seconds:.1f} s, {pages / a.seconds:,.0f} pages/s", ""),
+        (
+            "(g) generate from empty, gate off",
+            f"{g.seconds:.1f} s, {pages / g.seconds:,.0f} pages/s",
+            "",
+        ),
+        (
+            "(a) generate from empty, gate on",
+            f"{a.seconds:.1f} s, {pages / a.seconds:,.0f} pages/s",
+            "",
+        ),
+        ("ratio a/g: what the gate adds", f"{a.seconds / g.seconds:.2f}", "≤ 1.30"),
         ("(b) server COPY binary", f"{copy_seconds:.1f} s, {pages / copy_seconds:,.0f} rows/s", ""),
         ("ratio a/b", f"{a.seconds / copy_seconds:.2f}", "≤ 2.0"),
+        ("ratio g/b", f"{g.seconds / copy_seconds:.2f}", "(information)"),
         ("(c) unchanged re-run", f"{c.seconds:.1f} s", ""),
-        ("ratio c/a", f"{c.seconds / a.seconds:.2f}", "≤ 1.0"),
+        ("ratio c/a", f"{c.seconds / a.seconds:.2f}", "≤ 0.10"),
         ("rows written by (c)", f"{written}; pg_stat {after[1] - before[1]}", "0"),
         ("max(updated_at) across (c)", moved, "unchanged"),
-        ("peak RSS parent / largest worker / whole tree", rss, "< 300 MB per process"),
+        (f"(d) re-run after renaming location {key}", f"{d.seconds:.1f} s", ""),
+        ("pages (d) rendered", rendered_line(d), "those that show it"),
+        ("peak RSS parent / largest worker / tree, (a)", rss, "< 300 MB per process"),
+        ("peak RSS parent / largest worker / tree, (g)", rss_g, ""),
     ]
     print("\n".join(f"| {' | '.join(row)} |" for row in table))
     print(f"\n- date: {datetime.now(UTC).isoformat(timespec='seconds')}; commit {commit}")
     print(f"- PostgreSQL {version}, {where}; cores: {os.cpu_count()}")
     print(f"- command: `{command}`")
-    print(f"- setup: {timings}")
+    print(f"- setup (migrate, site, locations, services): {timings}")
     print(f"- COPY file: {size / MB:,.0f} MB; " + "; ".join(notes))
-    print("\nCLI summary lines (setup, a, c):\n")
-    for run in [*runs, a, c]:
+    print("\nCLI summary lines (setup, g, a, c, d):\n")
+    for run in [*runs, g, a, c, d]:
         print("\n".join(f"    {line}" for line in run.stdout.splitlines() if line[:1].strip()))
     if not ok:
         print("error: the unchanged re-run wrote rows", file=sys.stderr)
@@ -264,12 +326,13 @@ def main() -> int:
     args = parser.parse_args()
     try:
         admin, where = connect_server()
-        drop = f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
-        asyncio.run(sql(admin, drop, f"CREATE DATABASE {BENCH_DB}"))
+        drops = [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in (BENCH_DB, UNGATED_DB)]
+        creates = [f"CREATE DATABASE {name}" for name in (BENCH_DB, UNGATED_DB)]
+        asyncio.run(sql(admin, *drops, *creates))
         try:
             return 0 if bench(args, admin, where) else 1
         finally:
-            asyncio.run(sql(admin, drop))
+            asyncio.run(sql(admin, *drops))
     except (BenchError, EmbeddedError, OSError, asyncpg.PostgresError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,15 +1,16 @@
 """What the quality gate costs generate's render workers, measured in one run.
 
 Sets up the full bundled site in a database of its own (`seo_engine_quality_bench`, made
-with the CLI and dropped at the end), then does in this process exactly what one render
-worker does for a few services (`PageBuilder.pages`: render every location's page, score
-the family, build documents and COPY rows), with a clock around each part the quality gate
-adds: reading the words (hashes, masks, data words), the other signals, signatures, the
-LSH search and the verdicts. Keeping the family's texts as UTF-8 until they are judged
-(a join and an encode, a decode and a split: a few µs a page) is not clocked and counts
-as rendering. It prints the pages per second with and without those parts, their share,
-and the peak memory of the process (a worker holds one family at a time). Run from the
-repository root:
+with the CLI and dropped at the end), then does in this process what the render workers do
+for a few services when every page changed (render every location's page, sign it, find
+each page's nearest in its family, judge it and build its document and row), with a clock
+around each part the quality gate adds: reading the words (hashes, masks, data words), the
+other signals (title and description keys), signatures, the LSH search and the verdicts.
+Not clocked here: the spool between generate's steps and the comparison of places (step
+2), which `bench/generate_bench.py` measures as part of the whole run. It prints the pages
+per second with and without those parts, their share, and the peak memory of the process
+(this bench keeps a family's rendered pages in memory, which generate does not). Run from
+the repository root:
 
     .venv/bin/python bench/quality_bench.py [--services 3]
 
@@ -25,20 +26,21 @@ import functools
 import resource
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate_bench import ROOT, cli, connect_server, git, with_database
 
 from seo_engine.generate import quality
 from seo_engine.generate.pagebuild import LengthReport
-from seo_engine.generate.render_worker import load_builder
+from seo_engine.generate.render_worker import RENDER_BATCH, load_builder
 
 BENCH_DB = "seo_engine_quality_bench"
 spent: dict[str, float] = defaultdict(float)
@@ -59,8 +61,8 @@ def timed(part: str, function: Callable[..., Any]) -> Callable[..., Any]:
 def instrument() -> None:
     for name, part in (
         ("signatures", "signatures"),
-        ("normalised", "signals"),
-        ("nearest_siblings", "LSH search"),
+        ("text_key", "signals"),
+        ("nearest", "LSH search"),
         ("judge", "verdicts"),
     ):
         setattr(quality, name, timed(part, getattr(quality, name)))
@@ -77,8 +79,34 @@ async def measure(dsn: str, services: int) -> tuple[int, float]:
     instrument()
     pages = 0
     start = time.perf_counter()
-    for service_id in chosen:
-        for _ in builder.pages(service_id, LengthReport()):
+    for service_id in chosen:  # what a worker does for one service when every page changed
+        service = builder.services[service_id]
+        rendered = []
+        blocks = []
+        for at in range(0, len(builder.locations), RENDER_BATCH):
+            batch = [
+                builder.render(service, location, LengthReport())
+                for location in builder.locations[at : at + RENDER_BATCH]
+            ]
+            blocks.append(quality.signatures([page.words for page in batch if page.words]))
+            rendered.extend(batch)
+        rows, equal = quality.nearest(np.concatenate(blocks))
+        titles = Counter(page.signals.title_key for page in rendered)
+        descriptions = Counter(page.signals.description_key for page in rendered)
+        for index, (location, page) in enumerate(zip(builder.locations, rendered, strict=True)):
+            near = (
+                builder.locations[rows[index]].id if rows[index] >= 0 else None,
+                int(equal[index]),
+            )
+            builder.judged_row(
+                service,
+                location,
+                page,
+                near,
+                (None, 0),
+                titles[page.signals.title_key],
+                descriptions[page.signals.description_key],
+            )
             pages += 1
     return pages, time.perf_counter() - start
 

@@ -29,7 +29,6 @@ from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 import numpy as np
-import numpy.typing as npt
 
 from seo_engine.db import copyguard, database
 from seo_engine.db.database import Connection
@@ -123,16 +122,6 @@ class Scan:
     changed: list[int]  # locations where its page changed for its siblings (or went)
     compared: bool  # the family changed for the gate: its pages are compared again
     lengths: LengthReport
-
-
-@dataclass
-class Places:
-    """Each compared page's nearest page of another service in its location (step 2)."""
-
-    services: npt.NDArray[np.int64]
-    locations: npt.NDArray[np.int64]
-    nearest: npt.NDArray[np.int64]  # service id, NO_ROW for none
-    equal: npt.NDArray[np.int64]  # signature values shared with it
 
 
 @dataclass
@@ -328,32 +317,58 @@ def render_family(service_id: int, force: bool) -> Scan:
 # --- step 2: compare places ---
 
 
-async def _compare_places(worker: _Worker, location_ids: list[int], spooled: list[int]) -> Places:
+async def _compare_places(
+    worker: _Worker, block: int, location_ids: list[int], spooled: list[int]
+) -> list[int]:
+    """Compare the pages of every service in these locations; write each service's results
+    to the spool (spool.write_places); return the services that have some."""
     builder = worker.builder
-    block = np.array(sorted(i for i in location_ids if i in builder.location_by_id), np.int64)
-    found: dict[tuple[int, int], quality.Signature] = {}
-    for row in await worker.connection.fetch(SELECT_PLACES, builder.site.id, block.tolist()):
-        if row["service_id"] in builder.services and row["location_id"] in builder.location_by_id:
-            found[row["service_id"], row["location_id"]] = _signature_of(row["signature"])
+    wanted = np.array(sorted(i for i in location_ids if i in builder.location_by_id), np.int64)
+    rows = await worker.connection.fetch(SELECT_PLACES, builder.site.id, wanted.tolist())
+    services = np.array([row["service_id"] for row in rows], dtype=np.int64)
+    locations = np.array([row["location_id"] for row in rows], dtype=np.int64)
+    signatures = np.frombuffer(b"".join(row["signature"] for row in rows), dtype="<u2")
+    parts = [(services, locations, signatures.reshape(-1, quality.PERMUTATIONS), 0)]
     for service_id in spooled:  # rendered this run: newer than what is stored
         family = spool.read_family(worker.folder, service_id)
         if not len(family.locations):
             continue
-        at = np.minimum(np.searchsorted(family.locations, block), len(family.locations) - 1)
-        for index in np.flatnonzero(family.locations[at] == block).tolist():
-            found[service_id, int(block[index])] = np.asarray(family.signatures[at[index]])
-    pairs = sorted(found)
-    services = np.array([service for service, _ in pairs], dtype=np.int64)
-    locations = np.array([location for _, location in pairs], dtype=np.int64)
-    matrix = np.array([found[pair] for pair in pairs], dtype=np.uint16)
-    rows, equal = quality.nearest(matrix.reshape(-1, quality.PERMUTATIONS), locations)
-    nearest = np.where(rows >= 0, services[rows], NO_ROW)
-    return Places(services, locations, nearest, equal)
+        at = np.minimum(np.searchsorted(family.locations, wanted), len(family.locations) - 1)
+        hit = np.flatnonzero(family.locations[at] == wanted)
+        rows_at = at[hit]
+        parts.append(
+            (
+                np.full(len(hit), service_id, dtype=np.int64),
+                wanted[hit],
+                np.asarray(family.signatures[rows_at]),
+                1,
+            )
+        )
+    services = np.concatenate([part[0] for part in parts])
+    locations = np.concatenate([part[1] for part in parts])
+    matrix = np.concatenate([part[2] for part in parts]).astype(np.uint16)
+    newer = np.concatenate([np.full(len(part[0]), part[3]) for part in parts])
+    # Pages of this run's services and locations only; of two rows of a page, the newer.
+    live = np.isin(services, list(builder.services)) & np.isin(locations, wanted)
+    order = np.lexsort((newer, locations, services))
+    order = order[live[order]]
+    if not len(order):
+        return []
+    keep = np.r_[
+        (services[order][1:] != services[order][:-1])
+        | (locations[order][1:] != locations[order][:-1]),
+        True,
+    ]
+    order = order[keep]
+    services, locations, matrix = services[order], locations[order], matrix[order]
+    rows_found, equal = quality.nearest(matrix, locations)
+    nearest = np.where(rows_found >= 0, services[rows_found], NO_ROW)
+    return spool.write_places(worker.folder, block, services, locations, nearest, equal)
 
 
-def compare_places(location_ids: list[int], spooled: list[int]) -> Places:
+def compare_places(block: int, location_ids: list[int], spooled: list[int]) -> list[int]:
     """Step 2 for some locations (runs in a worker process)."""
-    return _run(_compare_places(_started(), location_ids, spooled))
+    return _run(_compare_places(_started(), block, location_ids, spooled))
 
 
 # --- step 3: build ---
@@ -415,11 +430,7 @@ def _family_signatures(family: _Family) -> quality.Signature:
 
 
 async def _build_family(
-    worker: _Worker,
-    service_id: int,
-    places: dict[int, Near],
-    selected: bool,
-    compared: bool,
+    worker: _Worker, service_id: int, selected: bool, compared: bool
 ) -> ServiceResult:
     """Judge and build the pages of one service that need it.
 
@@ -430,6 +441,7 @@ async def _build_family(
     builder = worker.builder
     site_id = builder.site.id
     service = builder.services[service_id]
+    places: dict[int, Near] = spool.read_places(worker.folder, service_id)
     family = await _load_family(worker, service_id, selected, compared and builder.scored)
     if not compared and any(
         build["family_location_id"] not in builder.location_by_id
@@ -608,11 +620,9 @@ async def _stage(
     return int(status.rsplit(" ", 1)[-1])
 
 
-def build_family(
-    service_id: int, places: dict[int, Near], selected: bool, compared: bool
-) -> ServiceResult:
+def build_family(service_id: int, selected: bool, compared: bool) -> ServiceResult:
     """Step 3 for one service (runs in a worker process)."""
-    return _run(_build_family(_started(), service_id, places, selected, compared))
+    return _run(_build_family(_started(), service_id, selected, compared))
 
 
 # --- every step ---

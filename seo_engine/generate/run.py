@@ -28,7 +28,6 @@ from seo_engine.generate import copyrows
 from seo_engine.generate.copyrows import COLUMNS
 from seo_engine.generate.pagebuild import LengthReport
 from seo_engine.generate.render_worker import (
-    NO_ROW,
     Message,
     WorkerFailure,
     build_family,
@@ -512,7 +511,6 @@ async def _steps(
         report.pages += scan.pages
         report.rendered += scan.rendered
         report.lengths.add(scan.lengths)
-    places: dict[int, dict[int, tuple[int | None, int]]] = {}
     changed = sorted({location for scan in scans for location in scan.changed})
     built = {row["service_id"] for row in await merger.fetch(BUILT_SERVICES, site.id)}
     removed = sorted(built - set(services))
@@ -520,31 +518,25 @@ async def _steps(
         await merger.execute(DELETE_REMOVED_BUILDS, site.id, removed)
         rows = await merger.fetch(SELECT_LOCATION_IDS, site.id, site.options.min_population)
         changed = [row["id"] for row in rows]
+    placed: set[int] = set()
     if site.quality.gate and changed:
         blocks = [changed[at : at + PLACE_BLOCK] for at in range(0, len(changed), PLACE_BLOCK)]
-        for found in await workers.run(
-            [functools.partial(compare_places, block, selected) for block in blocks]
-        ):
-            for service, location, nearest, equal in zip(
-                found.services.tolist(),
-                found.locations.tolist(),
-                found.nearest.tolist(),
-                found.equal.tolist(),
-                strict=True,
-            ):
-                near = None if nearest == NO_ROW else nearest
-                places.setdefault(service, {})[location] = (near, equal)
+        comparisons = [
+            functools.partial(compare_places, number, block, selected)
+            for number, block in enumerate(blocks)
+        ]
+        for written in await workers.run(comparisons):
+            placed.update(written)
     touched = {scan.service_id: scan for scan in scans if scan.rendered or scan.changed}
     chosen = set(selected)
     tasks = [
         functools.partial(
             build_family,
             service,
-            places.get(service, {}),
             service in chosen,
             service in touched and touched[service].compared,
         )
-        for service in sorted(set(touched) | set(places))
+        for service in sorted(set(touched) | placed)
     ]
     if not tasks:
         return

@@ -1,12 +1,13 @@
-"""The scratch folder of one `generate`: what rendering a service leaves for the steps after it.
+"""The scratch folder of one `generate`: what each step leaves for the steps after it.
 
 A page's document can only be built once it has been compared with every sibling: the
 pages of its service in other locations, and the pages of the other services in its
 location, which other workers render. So rendering (step 1) keeps, per service, the texts
 it rendered (compressed in blocks of pages, about 0.2 KB a page), what the quality gate
 read in them and their signatures; comparing (step 2) reads the signatures of every
-service for a few locations at a time (memory-mapped); building (step 3) reads one
-service's texts back in the order they were written. Holding the texts in memory would
+service for a few locations at a time (memory-mapped) and writes, per service, each page's
+nearest in its location; building (step 3) reads one service's texts back in the order
+they were written, and its results of step 2. Holding the texts in memory would
 take gigabytes at millions of pages, and rendering them again as long as the first time.
 """
 
@@ -128,3 +129,31 @@ def read_texts(folder: Path, service_id: int) -> Iterator[list[str]]:
             for length in lengths:
                 yield data[at : at + length].decode().split(SEPARATOR)
                 at += length
+
+
+def write_places(
+    folder: Path,
+    block: int,
+    services: npt.NDArray[np.int64],
+    locations: npt.NDArray[np.int64],
+    nearest: npt.NDArray[np.int64],
+    equal: npt.NDArray[np.int64],
+) -> list[int]:
+    """Step 2's results for one block of locations, a file per service (its locations, the
+    nearest service's id or -1, the values shared); returns the services written."""
+    written = []
+    for service in np.unique(services).tolist():
+        mine = services == service
+        table = np.stack((locations[mine], nearest[mine], equal[mine]), axis=1)
+        np.save(folder / f"places-{service}-{block}.npy", table)
+        written.append(service)
+    return written
+
+
+def read_places(folder: Path, service_id: int) -> dict[int, tuple[int | None, int]]:
+    """A service's step-2 results: location id -> (nearest service id or None, values shared)."""
+    found: dict[int, tuple[int | None, int]] = {}
+    for path in sorted(folder.glob(f"places-{service_id}-*.npy")):
+        for location, nearest, equal in np.load(path).tolist():
+            found[location] = (None if nearest < 0 else nearest, equal)
+    return found
