@@ -222,11 +222,13 @@ def ungated_site() -> Path:
     return target
 
 
-def rename_one_location(source: Path, target: Path) -> str:
-    """The locations file with one row renamed (the middle one); returns its key."""
+def rename_one_location(source: Path, target: Path, country: str | None) -> str:
+    """The locations file with one row renamed (the middle one of those loaded); returns
+    its key."""
     with source.open(encoding="utf-8", newline="") as stream:
         rows = list(csv.reader(stream))
-    middle = rows[len(rows) // 2]
+    loaded = [row for row in rows[1:] if country is None or row[5] == country]
+    middle = loaded[len(loaded) // 2]
     middle[2] += " Renamed"
     with target.open("w", encoding="utf-8", newline="") as stream:
         csv.writer(stream, lineterminator="\n").writerows(rows)
@@ -270,7 +272,9 @@ def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
     written = inserted + updated + removed
     ok = written == 0 and before[0] == after[0] and before[1] == after[1]
     renamed = OUT / "locations-renamed.csv"
-    key = rename_one_location(ROOT / "seeds" / "locations.csv", renamed)
+    key = rename_one_location(
+        ROOT / "seeds" / "locations.csv", renamed, "US" if args.subset == "us" else None
+    )
     cli(["seed", "locations", str(renamed), *country], dsn)
     d = cli(["generate", *workers], dsn)
     commit = git("rev-parse", "--short", "HEAD") + (" (dirty)" if git("status", "-s") else "")

@@ -220,9 +220,9 @@ class PageBuilder:
         self.scored = site.quality.gate
         self.vocabulary = quality.Vocabulary(self.templates.literal_text)
         # Made at a service's or location's first page: a worker meets every location
-        # once per service. A location's words are kept as one string (a set per location
-        # would cost a worker ~150 MB at 34,000 locations).
-        self._service_words: dict[int, tuple[frozenset[bytes], frozenset[bytes]]] = {}
+        # once per service. A location's words are kept as one string (a tuple of words
+        # per location would cost a worker ~50 MB at 34,000 locations).
+        self._service_words: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         self._location_words: dict[int, tuple[bytes, bytes]] = {}
         self._service_inputs: dict[int, bytes] = {}
         self._location_inputs: dict[int, bytes] = {}
@@ -305,7 +305,7 @@ class PageBuilder:
             words = self.vocabulary.read(SEPARATOR.join(texts), masked, data)
         body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
         signals = quality.Signals(
-            body_words=sum(len(part.split()) for part in body),
+            body_words=len(" ".join(body).split()),
             data_words=words.data if words is not None else 0,
             words=words.count if words is not None else 0,
             title_length=len(text.title),
@@ -318,7 +318,7 @@ class PageBuilder:
 
     def _words_of(
         self, service: Dimension, location: Dimension, nearby: list[dict[str, Any]]
-    ) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    ) -> tuple[list[bytes], list[bytes]]:
         """The words a page of this service in this location masks, and its data words."""
         words = self.vocabulary.words
         own = self._service_words.get(service.id)
@@ -333,7 +333,7 @@ class PageBuilder:
                 b" ".join(words(location_entities(location.context))),
                 b" ".join(words(location_values(location.context, nearby))),
             )
-        return own[0].union(place[0].split()), own[1].union(place[1].split())
+        return [*own[0], *place[0].split()], [*own[1], *place[1].split()]
 
     def document(
         self,

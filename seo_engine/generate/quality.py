@@ -71,7 +71,8 @@ _CUT = bytes(c for c in range(128) if not chr(c).isalnum())
 _UPPER = bytes(range(ord("A"), ord("Z") + 1))
 _FOLD = bytes.maketrans(_CUT + _UPPER, b" " * len(_CUT) + _UPPER.lower())
 _DASHES = ("\u2013".encode(), "\u2014".encode())  # "$100\u2013$350" is two numbers
-_TEMPLATE = 1 << 32  # a vocabulary code's flag: a word of the templates' own
+_DATA = 1 << 32  # a word's flag while a page is read: a word of the page's data
+_MASKED = MASK | _DATA
 VOCABULARY_LIMIT = 1_000_000  # words a worker remembers the code of, before it starts over
 
 
@@ -193,38 +194,44 @@ class Words:
 
 
 class Vocabulary(dict[bytes, int]):
-    """Each word's code, computed once: its hash (CRC-32), and a flag above the hash's 32 bits
-    for a word the content templates write themselves (their literal text: `the`, `in`,
-    `new`), which never counts as data and is never masked, even when a value contains it
-    ("New" in "New South Wales"). A worker's pages share most of their words."""
+    """Each word's hash (CRC-32), computed once: a worker's pages share most of their words.
+
+    `template_text` is the literal text of the site's content templates: its words are the
+    templates' own (`the`, `in`, `new`), so they neither count as a page's data nor are
+    masked when a data value happens to contain them ("New" in "New South Wales").
+    """
 
     def __init__(self, template_text: str = "") -> None:
         super().__init__()
         self.template_words = frozenset(tokens(template_text))
 
     def __missing__(self, word: bytes) -> int:
-        if len(self) > VOCABULARY_LIMIT:
-            self.clear()
-        code = zlib.crc32(word) | (_TEMPLATE if word in self.template_words else 0)
-        self[word] = code
-        return code
+        value = self[word] = zlib.crc32(word)
+        return value
 
-    def words(self, values: Iterable[str]) -> frozenset[bytes]:
+    def words(self, values: Iterable[str]) -> tuple[bytes, ...]:
         """The distinct words of data values that are not the templates' own; computed once
         per service or location and kept by the caller."""
-        return frozenset(tokens(" ".join(values))) - self.template_words
+        found = dict.fromkeys(tokens(" ".join(values)))
+        return tuple(word for word in found if word not in self.template_words)
 
-    def read(self, text: str, masked: frozenset[bytes], data: frozenset[bytes]) -> Words:
+    def read(self, text: str, masked: Sequence[bytes], data: Sequence[bytes]) -> Words:
         """The words of `text` as hashes: a word of `masked` (the page's own names and
         numbers, see `words`) becomes MASK, and a word of `masked` or `data` (every other
-        value its rows put in the page) counts as the page's data."""
-        words = tokens(text)
-        codes = np.array(list(map(self.__getitem__, words)), dtype=np.uint64)
-        hashes = (codes & _LOW32).astype(np.uint32)
-        own = [index for index in np.flatnonzero(codes < _TEMPLATE).tolist()]
-        hidden = [index for index in own if words[index] in masked]
-        hashes[hidden] = MASK
-        return Words(hashes, len(hidden) + sum(1 for index in own if words[index] in data))
+        value its rows put in the page) counts as the page's data. One lookup per word does
+        all three: for this page, the page's own words are looked up flagged."""
+        if len(self) > VOCABULARY_LIMIT:
+            self.clear()
+        plain = list(map(self.__getitem__, data)), list(map(self.__getitem__, masked))
+        self.update(zip(data, [code | _DATA for code in plain[0]], strict=True))
+        self.update(dict.fromkeys(masked, _MASKED))
+        try:
+            codes = np.array(list(map(self.__getitem__, tokens(text))), dtype=np.uint64)
+        finally:
+            self.update(zip(data, plain[0], strict=True))
+            self.update(zip(masked, plain[1], strict=True))
+        found = int(np.count_nonzero(codes >> _HALF))
+        return Words((codes & _LOW32).astype(np.uint32), found)
 
 
 def signatures(pages: Sequence[Words]) -> Signature:
@@ -287,16 +294,16 @@ def signature(text: str, entities: Iterable[str] = ()) -> Signature:
     """One text's signature (see `signatures`), the words of `entities` masked."""
     vocabulary = Vocabulary()
     masked = vocabulary.words(entities)
-    one: Signature = signatures([vocabulary.read(text, masked, frozenset())])[0]
+    one: Signature = signatures([vocabulary.read(text, masked, ())])[0]
     return one
 
 
-def _band_keys(matrix: npt.NDArray[np.uint64], band: int) -> npt.NDArray[np.uint64]:
+def _band_keys(matrix: Signature, band: int) -> npt.NDArray[np.uint64]:
     """One 64-bit key per page: a band's ROWS 16-bit values side by side (equal values,
     equal keys)."""
     key = np.zeros(len(matrix), dtype=np.uint64)
     for column in range(band * ROWS, (band + 1) * ROWS):
-        key = (key << np.uint64(16)) | matrix[:, column]
+        key = (key << np.uint64(16)) | matrix[:, column].astype(np.uint64)
     return key
 
 
@@ -314,13 +321,13 @@ def nearest(
     found (it shares every band). Each page keeps its most similar candidate, ties to the
     lowest row, so that the answer does not depend on the order pairs were found in.
     """
+    matrix = np.asarray(matrix)
     count = len(matrix)
-    wide = np.asarray(matrix).astype(np.uint64)
     # Per page, the best (equal values << 32 | ~other) seen: the maximum is the most
     # similar candidate and, among equals, the lowest row.
     best = np.zeros(count, dtype=np.uint64)
     for band in range(BANDS if count > 1 else 0):
-        keys = _band_keys(wide, band)
+        keys = _band_keys(matrix, band)
         order = np.lexsort((keys, groups)) if groups is not None else np.argsort(keys)
         for shift in range(1, WINDOW + 1):
             left, right = order[:-shift], order[shift:]
