@@ -77,7 +77,7 @@ FROM pages
 WHERE site_id = $1 AND service_id = $2 AND ($3::bigint[] IS NULL OR location_id = ANY($3))
 """
 SELECT_BUILT = """
-SELECT location_id, inputs, signature, title_key, description_key
+SELECT location_id, inputs, title_key, description_key
 FROM page_builds WHERE site_id = $1 AND service_id = $2
 """
 SELECT_SIGNATURES = """
@@ -239,12 +239,7 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
     builder = worker.builder
     service = builder.services[service_id]
     stored = {
-        row["location_id"]: _Built(
-            bytes(row["inputs"]),
-            bytes(row["signature"]),
-            row["title_key"],
-            row["description_key"],
-        )
+        row["location_id"]: _Built(bytes(row["inputs"]), row["title_key"], row["description_key"])
         for row in await worker.connection.fetch(SELECT_BUILT, builder.site.id, service_id)
     }
     scan = Scan(service_id, len(builder.locations), 0, [], False, LengthReport())
@@ -262,10 +257,10 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
         rendered = builder.render(service, location, scan.lengths)
         batch.append((location, inputs, rendered, before))
         if len(batch) == RENDER_BATCH:
-            _write_block(writer, batch, scan)
+            await _write_block(worker, writer, batch, scan)
             batch = []
     if batch:
-        _write_block(writer, batch, scan)
+        await _write_block(worker, writer, batch, scan)
     writer.close()
     worker.messages.put(checked % COPY_BATCH_ROWS)
     if stored:  # built before, but no page this run: gone
@@ -275,27 +270,39 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
 
 
 class _Built(NamedTuple):
-    """What page_builds holds of a page that rendering compares with."""
+    """What page_builds holds of a page that rendering compares with (its signature is
+    read only for the pages rendered again)."""
 
     inputs: bytes
-    signature: bytes
     title_key: int
     description_key: int
 
 
-def _write_block(
+async def _write_block(
+    worker: _Worker,
     writer: spool.FamilyWriter,
     batch: list[tuple[Dimension, bytes, Rendered, _Built | None]],
     scan: Scan,
 ) -> None:
+    builder = worker.builder
     words = [rendered.words for _, _, rendered, _ in batch]
     if all(one is not None for one in words):
         signatures = quality.signatures([one for one in words if one is not None])
     else:  # the gate is off: nothing is compared
         signatures = np.zeros((len(batch), quality.PERMUTATIONS), dtype=np.uint16)
+    again = [location.id for location, _, _, before in batch if before is not None]
+    query = (SELECT_SIGNATURES, builder.site.id, scan.service_id, again)
+    before_signatures = {
+        row["location_id"]: bytes(row["signature"])
+        for row in (await worker.connection.fetch(*query) if again else [])
+    }
     for (location, _, rendered, before), signature in zip(batch, signatures, strict=True):
         signals = rendered.signals
-        if before is None or before.signature != signature.astype("<u2").tobytes():
+        if (
+            before is None
+            or not builder.scored
+            or before_signatures.get(location.id) != signature.astype("<u2").tobytes()
+        ):
             scan.changed.append(location.id)
             scan.compared = True
         elif (before.title_key, before.description_key) != (
@@ -494,7 +501,7 @@ async def _build_family(
     texts = spool.read_texts(worker.folder, service_id) if family.spooled is not None else None
     output = _Output(worker)
     result = ServiceResult(service_id, len(members) if selected else len(wanted))
-    for done, index in enumerate(wanted, 1):
+    for index in wanted:
         location = members[index]
         build = builds.get(location.id)
         row = family.rendered.get(location.id)
@@ -536,10 +543,8 @@ async def _build_family(
         )
         kind = "page_builds" if build is None else "stage_builds"
         await output.add(kind, copyrows.encode_build(site_id, record))
-        if done % COPY_BATCH_ROWS == 0:
-            worker.messages.put(COPY_BATCH_ROWS)
     await output.flush()
-    worker.messages.put(len(wanted) % COPY_BATCH_ROWS)
+    worker.messages.put(result.pages if selected else 0)  # the build bar counts families
     result.sent, result.staged = output.sent, output.staged
     if selected:  # live pages this run no longer has (a location below min_population)
         gone = [
