@@ -21,6 +21,7 @@ from queue import Empty
 from typing import TypeVar
 
 import asyncpg
+import numpy as np
 
 from seo_engine.db import changes, copyguard, database
 from seo_engine.db.database import Connection
@@ -218,6 +219,7 @@ def _rowcount(status: str) -> int:
 
 QUEUED_BATCHES = 8  # COPY payloads in flight between workers and the merger (~3 MB each)
 POLL_SECONDS = 0.01
+_NO_LOCATIONS = np.zeros(0, dtype=np.int64)
 PLACE_BLOCK = 2000  # locations compared at once by one worker (step 2)
 T = TypeVar("T")
 
@@ -511,23 +513,26 @@ async def _steps(
         report.pages += scan.pages
         report.rendered += scan.rendered
         report.lengths.add(scan.lengths)
-    changed = sorted({location for scan in scans for location in scan.changed})
+    changed = np.unique(np.concatenate([_NO_LOCATIONS, *(scan.changed for scan in scans)]))
+    changed_ids: list[int] = changed.tolist()
     built = {row["service_id"] for row in await merger.fetch(BUILT_SERVICES, site.id)}
     removed = sorted(built - set(services))
     if removed:  # every location lost a page: each is compared again, and the rows go
         await merger.execute(DELETE_REMOVED_BUILDS, site.id, removed)
         rows = await merger.fetch(SELECT_LOCATION_IDS, site.id, site.options.min_population)
-        changed = [row["id"] for row in rows]
+        changed_ids = [row["id"] for row in rows]
     placed: set[int] = set()
-    if site.quality.gate and changed:
-        blocks = [changed[at : at + PLACE_BLOCK] for at in range(0, len(changed), PLACE_BLOCK)]
+    if site.quality.gate and changed_ids:
+        blocks = [
+            changed_ids[at : at + PLACE_BLOCK] for at in range(0, len(changed_ids), PLACE_BLOCK)
+        ]
         comparisons = [
             functools.partial(compare_places, number, block, selected)
             for number, block in enumerate(blocks)
         ]
         for written in await workers.run(comparisons):
             placed.update(written)
-    touched = {scan.service_id: scan for scan in scans if scan.rendered or scan.changed}
+    touched = {scan.service_id: scan for scan in scans if scan.rendered or len(scan.changed)}
     chosen = set(selected)
     tasks = [
         functools.partial(
