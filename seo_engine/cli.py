@@ -205,7 +205,8 @@ def show_generate(report: GenerateReport) -> None:
         f"{report.site}: {report.pages:,} pages; {report.inserted:,} inserted, "
         f"{report.updated:,} updated, {report.unchanged:,} unchanged, {report.removed:,} removed; "
         f"{report.redirects:,} redirects added "
-        f"(render and insert {report.render_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
+        f"(render {report.render_seconds:.1f}s, compare {report.compare_seconds:.1f}s, "
+        f"build and insert {report.build_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
     )
     if report.rendered < report.pages:
         typer.echo(

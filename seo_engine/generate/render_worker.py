@@ -96,9 +96,11 @@ SELECT location_id, inputs, signature, title_key, description_key, family_locati
        family_equal, place_service_id, place_equal
 FROM page_builds WHERE site_id = $1 AND service_id = $2
 """
+# By the primary key, every service with every location: one index, which COPY maintains.
 SELECT_PLACES = """
 SELECT service_id, location_id, signature
-FROM page_builds WHERE site_id = $1 AND location_id = ANY($2::bigint[])
+FROM page_builds
+WHERE site_id = $1 AND service_id = ANY($2::bigint[]) AND location_id = ANY($3::bigint[])
 """
 
 
@@ -342,7 +344,9 @@ async def _compare_places(
     to the spool (spool.write_places); return the services that have some."""
     builder = worker.builder
     wanted = np.array(sorted(i for i in location_ids if i in builder.location_by_id), np.int64)
-    rows = await worker.connection.fetch(SELECT_PLACES, builder.site.id, wanted.tolist())
+    rows = await worker.connection.fetch(
+        SELECT_PLACES, builder.site.id, list(builder.services), wanted.tolist()
+    )
     services = np.array([row["service_id"] for row in rows], dtype=np.int64)
     locations = np.array([row["location_id"] for row in rows], dtype=np.int64)
     signatures = np.frombuffer(b"".join(row["signature"] for row in rows), dtype="<u2")
@@ -393,13 +397,40 @@ def compare_places(block: int, location_ids: list[int], spooled: list[int]) -> l
 
 
 @dataclass
+class _Spooled:
+    """A service's rendered pages as step 3 reads them: one conversion for all its rows."""
+
+    signals: list[list[int]]  # spool.SIGNALS columns
+    inputs: bytes  # 16 bytes a row
+    signatures: quality.Signature
+    signature_bytes: bytes  # little-endian, PERMUTATIONS * 2 bytes a row
+
+    @classmethod
+    def read(cls, family: spool.Family) -> _Spooled:
+        signatures = np.asarray(family.signatures, dtype=np.uint16)
+        return cls(
+            family.signals.tolist(),
+            family.inputs.tobytes(),
+            signatures,
+            signatures.astype("<u2").tobytes(),
+        )
+
+    def inputs_of(self, row: int) -> bytes:
+        return self.inputs[16 * row : 16 * (row + 1)]
+
+    def signature_of(self, row: int) -> bytes:
+        size = 2 * quality.PERMUTATIONS
+        return self.signature_bytes[size * row : size * (row + 1)]
+
+
+@dataclass
 class _Family:
     """One service's pages in this run, each with its latest signature and title keys."""
 
     members: list[Dimension]
     builds: dict[int, asyncpg.Record]  # location id -> what page_builds holds of it
     rendered: dict[int, int]  # location id -> its row in the spool
-    spooled: spool.Family | None
+    spooled: _Spooled | None
     title_keys: list[int]
     description_keys: list[int]
 
@@ -416,8 +447,9 @@ async def _load_family(
     spooled = None
     rendered: dict[int, int] = {}
     if spool.written(worker.folder, service_id):
-        spooled = spool.read_family(worker.folder, service_id)
-        rendered = {location: row for row, location in enumerate(spooled.locations.tolist())}
+        family = spool.read_family(worker.folder, service_id)
+        spooled = _Spooled.read(family)
+        rendered = {location: row for row, location in enumerate(family.locations.tolist())}
     members = [
         location
         for location in builder.locations
@@ -428,8 +460,8 @@ async def _load_family(
     for location in members:
         row = rendered.get(location.id)
         if row is not None and spooled is not None:
-            title_keys.append(int(spooled.signals[row, spool.TITLE_KEY]))
-            description_keys.append(int(spooled.signals[row, spool.DESCRIPTION_KEY]))
+            title_keys.append(spooled.signals[row][spool.TITLE_KEY])
+            description_keys.append(spooled.signals[row][spool.DESCRIPTION_KEY])
         else:
             title_keys.append(builds[location.id]["title_key"])
             description_keys.append(builds[location.id]["description_key"])
@@ -513,10 +545,10 @@ async def _build_family(
         build = builds.get(location.id)
         row = family.rendered.get(location.id)
         if row is not None and family.spooled is not None and texts is not None:
-            signals = spool.signals_of(family.spooled.signals[row])
+            signals = quality.Signals(*family.spooled.signals[row])
             rendered = Rendered(next(texts), signals, None)
-            inputs = bytes(family.spooled.inputs[row])
-            signature = np.asarray(family.spooled.signatures[row]).astype("<u2").tobytes()
+            inputs = family.spooled.inputs_of(row)
+            signature = family.spooled.signature_of(row)
         else:  # the same text as stored, judged again: rendered again
             assert build is not None, "a page neither built nor rendered"
             rendered = builder.render(service, location, result.lengths)

@@ -195,7 +195,9 @@ class GenerateReport:
     removed: int = 0
     redirects: int = 0
     lengths: LengthReport = field(default_factory=LengthReport)
-    render_seconds: float = 0.0
+    render_seconds: float = 0.0  # step 1: rendering what changed
+    compare_seconds: float = 0.0  # step 2: comparing places
+    build_seconds: float = 0.0  # step 3: judging and building, with the inserts
     merge_seconds: float = 0.0
     families: int = 0  # services selected
     rendered: int = 0  # of their pages, rendered because their inputs changed (or --force)
@@ -440,7 +442,6 @@ async def _generate_locked(
             finally:
                 workers.pool.shutdown(wait=True, cancel_futures=True)
                 workers.messages.close()
-    report.render_seconds = time.monotonic() - started
     started = time.monotonic()
     try:
         async with merger.transaction():  # a savepoint: a collision can be explained
@@ -504,6 +505,7 @@ async def _steps(
 
     `services` are all the site's services; `selected` the ones being generated.
     """
+    started = time.monotonic()
     locations = await merger.fetchval(COUNT_LOCATIONS, site.id, site.options.min_population)
     scans = await workers.run(
         [functools.partial(render_family, service, force) for service in selected],
@@ -513,6 +515,8 @@ async def _steps(
         report.pages += scan.pages
         report.rendered += scan.rendered
         report.lengths.add(scan.lengths)
+    report.render_seconds = time.monotonic() - started
+    started = time.monotonic()
     changed = np.unique(np.concatenate([_NO_LOCATIONS, *(scan.changed for scan in scans)]))
     changed_ids: list[int] = changed.tolist()
     built = {row["service_id"] for row in await merger.fetch(BUILT_SERVICES, site.id)}
@@ -532,6 +536,8 @@ async def _steps(
         ]
         for written in await workers.run(comparisons):
             placed.update(written)
+    report.compare_seconds = time.monotonic() - started
+    started = time.monotonic()
     touched = {scan.service_id: scan for scan in scans if scan.rendered or len(scan.changed)}
     chosen = set(selected)
     tasks = [
@@ -543,11 +549,10 @@ async def _steps(
         )
         for service in sorted(set(touched) | placed)
     ]
-    if not tasks:
-        return
-    results = await workers.run(tasks, progress_start(report.pages))
+    results = await workers.run(tasks, progress_start(report.pages)) if tasks else []
     for result in results:
         report.lengths.add(result.lengths)
         if result.service_id not in chosen:
             report.pages += result.pages
     report.inserted = workers.inserted
+    report.build_seconds = time.monotonic() - started

@@ -46,10 +46,6 @@ def signals_row(signals: quality.Signals) -> tuple[int, ...]:
     )
 
 
-def signals_of(row: npt.NDArray[np.int64]) -> quality.Signals:
-    return quality.Signals(*(int(value) for value in row))
-
-
 @dataclass(frozen=True)
 class Family:
     """What rendering one service wrote: its rendered pages, in location order."""

@@ -28,7 +28,6 @@ CREATE UNLOGGED TABLE page_builds (
     place_equal         smallint NOT NULL DEFAULT 0,
     PRIMARY KEY (site_id, service_id, location_id)
 );
-CREATE INDEX page_builds_location ON page_builds (site_id, location_id);
 
 -- The nearest sibling may now be another service's page in the same location. NULL with a
 -- nearest location: the page's own service (rows written before this column; rewriting
