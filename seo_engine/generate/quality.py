@@ -328,7 +328,11 @@ def nearest(
     best = np.zeros(count, dtype=np.uint64)
     for band in range(BANDS if count > 1 else 0):
         keys = _band_keys(matrix, band)
-        order = np.lexsort((keys, groups)) if groups is not None else np.argsort(keys)
+        # Stable: within a bucket, pages keep their row order, so one page that moves
+        # changes the candidates of its bucket-mates next to it only.
+        order = (
+            np.lexsort((keys, groups)) if groups is not None else np.argsort(keys, kind="stable")
+        )
         for shift in range(1, WINDOW + 1):
             left, right = order[:-shift], order[shift:]
             same = keys[left] == keys[right]
@@ -343,6 +347,28 @@ def nearest(
     found = best != 0
     rows = np.where(found, (_LOW32 - (best & _LOW32)).astype(np.int64), -1)
     equal = np.where(found, (best >> _HALF).astype(np.int64), 0)
+    return rows, equal
+
+
+def keep_previous(
+    matrix: Signature, rows: Counts, equal: Counts, previous: Counts
+) -> tuple[Counts, Counts]:
+    """`nearest`'s answer, but each page keeps its previous nearest (`previous`: its row,
+    -1 for none) unless a strictly more similar one was found.
+
+    LSH compares each page with a few bucket-mates, so which ones depends on the pages
+    around it: without this, one changed page would give dozens of unrelated pages another,
+    equally good, nearest sibling, and a new document. The previous one's similarity is
+    computed again from the current signatures, so a sibling that changed is judged as it
+    is now.
+    """
+    rows, equal = rows.copy(), equal.copy()
+    had = np.flatnonzero(previous >= 0)
+    if len(had):
+        again = (matrix[had] == matrix[previous[had]]).sum(axis=1)
+        better = (again >= equal[had]) & (again > 0)
+        rows[had[better]] = previous[had[better]]
+        equal[had[better]] = again[better]
     return rows, equal
 
 

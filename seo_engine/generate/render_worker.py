@@ -98,7 +98,7 @@ FROM page_builds WHERE site_id = $1 AND service_id = $2
 """
 # By the primary key, every service with every location: one index, which COPY maintains.
 SELECT_PLACES = """
-SELECT service_id, location_id, signature
+SELECT service_id, location_id, signature, coalesce(place_service_id, -1) AS place
 FROM page_builds
 WHERE site_id = $1 AND service_id = ANY($2::bigint[]) AND location_id = ANY($3::bigint[])
 """
@@ -349,6 +349,7 @@ async def _compare_places(
     )
     services = np.array([row["service_id"] for row in rows], dtype=np.int64)
     locations = np.array([row["location_id"] for row in rows], dtype=np.int64)
+    stored = {(row["service_id"], row["location_id"]): row["place"] for row in rows}
     signatures = np.frombuffer(b"".join(row["signature"] for row in rows), dtype="<u2")
     parts = [(services, locations, signatures.reshape(-1, quality.PERMUTATIONS), 0)]
     for service_id in spooled:  # rendered this run: newer than what is stored
@@ -384,6 +385,12 @@ async def _compare_places(
     order = order[keep]
     services, locations, matrix = services[order], locations[order], matrix[order]
     rows_found, equal = quality.nearest(matrix, locations)
+    pairs = list(zip(services.tolist(), locations.tolist(), strict=True))
+    row_of = {pair: index for index, pair in enumerate(pairs)}
+    previous = np.array(
+        [row_of.get((stored.get(pair, NO_ROW), pair[1]), -1) for pair in pairs], dtype=np.int64
+    )
+    rows_found, equal = quality.keep_previous(matrix, rows_found, equal, previous)
     nearest = np.where(rows_found >= 0, services[rows_found], NO_ROW)
     return spool.write_places(worker.folder, block, services, locations, nearest, equal)
 
@@ -502,7 +509,14 @@ async def _build_family(
         family = await _load_family(worker, service_id, selected, builder.scored)
     members, builds = family.members, family.builds
     if compared and builder.scored:
-        rows, equal = quality.nearest(_family_signatures(family))
+        matrix = _family_signatures(family)
+        rows, equal = quality.nearest(matrix)
+        position = {location.id: index for index, location in enumerate(members)}
+        earlier = [_stored_family(builds.get(location.id))[0] for location in members]
+        previous = np.array(
+            [-1 if near is None else position.get(near, -1) for near in earlier], dtype=np.int64
+        )
+        rows, equal = quality.keep_previous(matrix, rows, equal, previous)
         near_family = [
             (members[row].id if row >= 0 else None, int(count))
             for row, count in zip(rows.tolist(), equal.tolist(), strict=True)
