@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -74,39 +73,41 @@ def test_masking_makes_pages_that_differ_only_in_their_city_the_same() -> None:
     assert not (unmasked == austin).all()
 
 
+def hashes(*words: str) -> list[int]:
+    """Each word's hash as the gate cuts it alone."""
+    return [int(quality.cut([word.encode()])[0][0]) for word in words]
+
+
 def test_words_flag_data_and_mask_entities_but_not_template_words() -> None:
-    vocabulary = quality.Vocabulary("Roof repair in {{ city }}. Call today, new roofs")
-    masked = vocabulary.words(["New Braunfels"])  # "new" is a template word: kept
-    data = vocabulary.words(["12,500", "Seguin"])
-    assert masked == (b"braunfels",) and data == (b"12", b"500", b"seguin")
+    reader = quality.WordReader("Roof repair in {{ city }}. Call today, new roofs")
+    masked = reader.values(["New Braunfels"])  # "new" is a template word: kept
+    data = reader.values(["12,500", "Seguin"])
+    assert masked.tolist() == hashes("braunfels")
+    assert data.tolist() == sorted(hashes("12", "500", "seguin"))
     text = "Roof repair in New Braunfels. 12,500 people; near Seguin"
-    words = vocabulary.read(text, masked, data)
-    assert words.count == 10 and words.data == 4  # braunfels, 12, 500, seguin
-    assert int(words.hashes[4]) == quality.MASK
-    # The vocabulary is left as it was: the next page's words are plain.
-    again = vocabulary.read("Roof repair in New Braunfels.", (), ())
-    assert again.data == 0 and int(again.hashes[4]) == zlib.crc32(b"braunfels")
+    words = reader.read([text, text], [[masked], []], [[data], []])
+    assert words.counts.tolist() == [10, 10]
+    assert words.data.tolist() == [4, 0]  # braunfels, 12, 500, seguin; none for the other
+    assert int(words.hashes[4]) == quality.MASK  # the first page's own name
+    assert int(words.hashes[14]) == hashes("braunfels")[0]  # the second page's: a word
 
 
 def test_words_are_cut_at_punctuation_and_dashes_and_folded_to_lowercase() -> None:
-    assert quality.tokens("Roof REPAIR: $100–$350 in Sa‘īdābād") == [
-        b"roof",
-        b"repair",
-        b"100",
-        b"350",
-        b"in",
-        "sa‘īdābād".encode(),
-    ]
+    text = "Roof REPAIR: $100\u2013$350 in Sa\u2018\u012bd\u0101b\u0101d"
+    words, counts = quality.cut([text.encode(), b"", b"two words"])
+    expected = hashes("roof", "repair", "100", "350", "in", "sa\u2018\u012bd\u0101b\u0101d")
+    assert words.tolist() == [*expected, *hashes("two", "words")]
+    assert counts.tolist() == [6, 0, 2]
 
 
 def test_signatures_of_many_pages_at_once_equal_each_alone() -> None:
-    vocabulary = quality.Vocabulary()
+    reader = quality.WordReader()
     texts = [prose(11, 250), "", "two words", prose(12, 40) + " Austin Austin", prose(13, 400)]
-    entities = vocabulary.words(["Austin"])
-    pages = [vocabulary.read(text, entities, ()) for text in texts]
-    together = quality.signatures(pages)
-    for row, page in zip(together, pages, strict=True):
-        assert (row == quality.signatures([page])[0]).all()
+    entities = reader.values(["Austin"])
+    together = quality.signatures(reader.read(texts, [[entities]] * 5, [[]] * 5))
+    for row, text in zip(together, texts, strict=True):
+        alone = quality.signatures(reader.read([text], [[entities]], [[]]))[0]
+        assert (row == alone).all()
     assert (together[1] == np.iinfo(np.uint16).max).all()  # an empty text
 
 
@@ -399,3 +400,20 @@ def test_pages_of_two_services_in_one_place_are_compared(fresh_dsn: str, tmp_pat
     }
     assert verdict["nearest"] == {"path": "/cleaning/echo-xx", "similarity": 1.0}
     assert not verdict["indexable"]
+
+
+def test_a_page_keeps_its_previous_nearest_unless_a_closer_one_is_found() -> None:
+    base = prose(30, 300)
+    texts = [base, base, base, base + " " + prose(31, 40), prose(32, 300)]
+    matrix = np.array([quality.signature(text) for text in texts])
+    rows, equal = quality.nearest(matrix)
+    assert rows[0] == 1  # three copies: the lowest row of the others
+    # 0's previous nearest was 2, an equal copy: kept. 3's was 4, no match at all: dropped.
+    # 4's was 3, sharing nothing: LSH's answer (none) stands.
+    previous = np.array([2, -1, -1, 4, 3])
+    kept, shared = quality.keep_previous(matrix, rows, equal, previous)
+    assert kept.tolist() == [2, *rows.tolist()[1:]]
+    assert shared.tolist() == [64, *equal.tolist()[1:]]
+    # A previous nearest less similar than what LSH found gives way.
+    worse = quality.keep_previous(matrix, rows, equal, np.array([3, -1, -1, -1, -1]))
+    assert worse[0].tolist() == rows.tolist()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -165,7 +166,6 @@ class Rendered(NamedTuple):
 
     texts: list[str]  # every block's text, in the content templates' order
     signals: quality.Signals
-    words: quality.Words | None  # None when the site's gate is off: nothing compares them
 
 
 @functools.cache
@@ -218,12 +218,11 @@ class PageBuilder:
         }
         self.location_by_id = {location.id: location for location in locations}
         self.scored = site.quality.gate
-        self.vocabulary = quality.Vocabulary(self.templates.literal_text)
-        # Made at a service's or location's first page: a worker meets every location
-        # once per service. A location's words are kept as one string (a tuple of words
-        # per location would cost a worker ~50 MB at 34,000 locations).
-        self._service_words: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
-        self._location_words: dict[int, tuple[bytes, bytes]] = {}
+        self.reader = quality.WordReader(self.templates.literal_text)
+        # (masked, data) words, made at a service's or location's first page: a worker
+        # meets every location once per service (about 17 MB at 34,000 locations).
+        self._service_words: dict[int, tuple[quality.Hashes, quality.Hashes]] = {}
+        self._location_words: dict[int, tuple[quality.Hashes, quality.Hashes]] = {}
         self._service_inputs: dict[int, bytes] = {}
         self._location_inputs: dict[int, bytes] = {}
         add_region_facts(locations)
@@ -280,9 +279,57 @@ class PageBuilder:
         return hashlib.blake2b(own + place, digest_size=16).digest()
 
     def render(self, service: Dimension, location: Dimension, lengths: LengthReport) -> Rendered:
-        """One page's blocks, what the quality gate reads in them, and its words (see
-        `quality.Vocabulary.read`)."""
-        context = self._context(service, location, self._close(location))
+        """One page's blocks and what the quality gate reads in them (see `render_batch`)."""
+        return self.render_batch([(service, location)], lengths)[0][0]
+
+    def render_batch(
+        self, pages: Sequence[tuple[Dimension, Dimension]], lengths: LengthReport
+    ) -> tuple[list[Rendered], quality.Signature | None]:
+        """Render pages, and read them for the quality gate all at once: each page's blocks
+        and signals, and with the site's gate on a signature per page."""
+        texts_of: list[list[str]] = []
+        masked: list[tuple[quality.Hashes, quality.Hashes]] = []
+        data: list[tuple[quality.Hashes, quality.Hashes]] = []
+        for service, location in pages:
+            context = self._context(service, location, self._close(location))
+            texts_of.append(self._texts(service, location, context, lengths))
+            if self.scored:
+                own, place = self._words_of(service, location, context["nearby"])
+                masked.append((own[0], place[0]))
+                data.append((own[1], place[1]))
+        counts = found = [0] * len(pages)
+        signatures = None
+        if self.scored:
+            # The separator cuts words like punctuation.
+            words = self.reader.read([SEPARATOR.join(texts) for texts in texts_of], masked, data)
+            counts, found = words.counts.tolist(), words.data.tolist()
+            signatures = quality.signatures(words)
+        rendered = []
+        for texts, count, data_words in zip(texts_of, counts, found, strict=True):
+            text = self.templates.page_text(texts)
+            body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
+            signals = quality.Signals(
+                body_words=len(" ".join(body).split()),
+                data_words=data_words,
+                words=count,
+                title_length=len(text.title),
+                description_length=len(text.meta_description),
+                empty_sections=sum(1 for _, b in text.sections if not b.strip()),
+                title_key=quality.text_key(text.title),
+                description_key=quality.text_key(text.meta_description),
+            )
+            rendered.append(Rendered(texts, signals))
+        return rendered, signatures
+
+    def _texts(
+        self,
+        service: Dimension,
+        location: Dimension,
+        context: dict[str, Any],
+        lengths: LengthReport,
+    ) -> list[str]:
+        """One page's blocks; a title or description over its limit tries the block's other
+        variants."""
         path = self.path(service, location)
         seed = zlib.crc32(f"{service.key}\x1f{location.key}".encode())
         with time_limit(PAGE_TIME_LIMIT_SECONDS):
@@ -297,43 +344,26 @@ class PageBuilder:
         if len(texts[1]) > DESCRIPTION_LIMIT:
             lengths.long_descriptions += 1
             lengths.note(path, "meta description", len(texts[1]))
-        text = self.templates.page_text(texts)
-        words = None
-        if self.scored:
-            masked, data = self._words_of(service, location, context["nearby"])
-            # The separator cuts words like punctuation.
-            words = self.vocabulary.read(SEPARATOR.join(texts), masked, data)
-        body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
-        signals = quality.Signals(
-            body_words=len(" ".join(body).split()),
-            data_words=words.data if words is not None else 0,
-            words=words.count if words is not None else 0,
-            title_length=len(text.title),
-            description_length=len(text.meta_description),
-            empty_sections=sum(1 for _, b in text.sections if not b.strip()),
-            title_key=quality.text_key(text.title),
-            description_key=quality.text_key(text.meta_description),
-        )
-        return Rendered(texts, signals, words)
+        return texts
 
     def _words_of(
         self, service: Dimension, location: Dimension, nearby: list[dict[str, Any]]
-    ) -> tuple[list[bytes], list[bytes]]:
-        """The words a page of this service in this location masks, and its data words."""
-        words = self.vocabulary.words
+    ) -> tuple[tuple[quality.Hashes, quality.Hashes], tuple[quality.Hashes, quality.Hashes]]:
+        """The (masked, data) words of a page's service and of its location."""
+        values = self.reader.values
         own = self._service_words.get(service.id)
         if own is None:
             own = self._service_words[service.id] = (
-                words([service.context["name"]]),
-                words(service_values(service.context)),
+                values([service.context["name"]]),
+                values(service_values(service.context)),
             )
         place = self._location_words.get(location.id)
         if place is None:
             place = self._location_words[location.id] = (
-                b" ".join(words(location_entities(location.context))),
-                b" ".join(words(location_values(location.context, nearby))),
+                values(location_entities(location.context)),
+                values(location_values(location.context, nearby)),
             )
-        return [*own[0], *place[0].split()], [*own[1], *place[1].split()]
+        return own, place
 
     def document(
         self,

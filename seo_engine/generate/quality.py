@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +70,11 @@ _CUT = bytes(c for c in range(128) if not chr(c).isalnum())
 _UPPER = bytes(range(ord("A"), ord("Z") + 1))
 _FOLD = bytes.maketrans(_CUT + _UPPER, b" " * len(_CUT) + _UPPER.lower())
 _DASHES = ("\u2013".encode(), "\u2014".encode())  # "$100\u2013$350" is two numbers
-_DATA = 1 << 32  # a word's flag while a page is read: a word of the page's data
-_MASKED = MASK | _DATA
-VOCABULARY_LIMIT = 1_000_000  # words a worker remembers the code of, before it starts over
+_SPACE = 32
+# Polynomial word hashes from one prefix sum: hash(word at s..e) = (prefix[e] - prefix[s])
+# times BASE^-s, all modulo 2^64 (numpy's uint64 arithmetic wraps).
+_BASE = 0x100000001B3
+_BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 
 
 @dataclass(frozen=True)
@@ -169,32 +170,58 @@ def _mixed(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return mixed
 
 
-def tokens(text: str) -> list[bytes]:
-    """The words of a text as the gate compares them: UTF-8, cut at ASCII whitespace, ASCII
-    punctuation and dashes, ASCII letters lowercased. Other characters are parts of words
-    (the quotes of "Sa\u2018\u012bd\u0101b\u0101d" are letters): a value and the text that
-    shows it are cut alike."""
-    data = text.encode()
+class _Powers:
+    """BASE^i and BASE^-i modulo 2^64 for every offset of the longest batch cut so far."""
+
+    forward = np.ones(0, dtype=np.uint64)
+    backward = np.ones(0, dtype=np.uint64)
+
+    @classmethod
+    def upto(cls, size: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        if len(cls.forward) < size:
+            size = max(size, 2 * len(cls.forward), 1 << 16)
+            for name, base in (("forward", _BASE), ("backward", _BASE_INVERSE)):
+                powers = np.full(size, base, dtype=np.uint64)
+                powers[0] = 1
+                setattr(cls, name, np.cumprod(powers, dtype=np.uint64))
+        return cls.forward, cls.backward
+
+
+def cut(texts: Sequence[bytes]) -> tuple[Hashes, Counts]:
+    """The words of many UTF-8 texts as 32-bit hashes, all texts' words in order, and each
+    text's number of words. Words are cut at ASCII whitespace, ASCII punctuation and
+    dashes, with ASCII letters lowercased; other characters are parts of words (the quotes
+    of "Sa\u2018\u012bd\u0101b\u0101d" are letters), so a value and the text that shows
+    it are cut alike. Deterministic across processes and runs: a word's hash is a
+    polynomial of its bytes (one prefix sum over the whole batch), mixed."""
+    joined = b" ".join([b"", *texts, b""])
     for dash in _DASHES:
-        if dash in data:
-            data = data.replace(dash, b" ")
-    return data.translate(_FOLD).split()
+        if dash in joined:  # a dash becomes as many spaces as its bytes: offsets stay
+            joined = joined.replace(dash, b" " * len(dash))
+    data = np.frombuffer(joined.translate(_FOLD), dtype=np.uint8)
+    inside = data != _SPACE
+    edges = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+    starts, ends = edges[0::2], edges[1::2]
+    forward, backward = _Powers.upto(len(data))
+    prefix = np.cumsum(data * forward[: len(data)], dtype=np.uint64)
+    hashed = _mixed((prefix[ends - 1] - prefix[starts - 1]) * backward[starts])
+    bounds = np.cumsum([0, *(len(text) + 1 for text in texts)])
+    counts = np.diff(np.searchsorted(starts, bounds))
+    return (hashed >> _HALF).astype(np.uint32), counts.astype(np.int64)
 
 
 @dataclass(frozen=True)
 class Words:
-    """One page's words as hashes (entity words masked), and how many come from its data."""
+    """Many pages' words: hashes in order (their own words masked), and per page its
+    number of words and how many of them come from its data."""
 
     hashes: Hashes
-    data: int
-
-    @property
-    def count(self) -> int:
-        return len(self.hashes)
+    counts: Counts
+    data: Counts
 
 
-class Vocabulary(dict[bytes, int]):
-    """Each word's hash (CRC-32), computed once: a worker's pages share most of their words.
+class WordReader:
+    """Reads the words of many pages at once, for the quality gate.
 
     `template_text` is the literal text of the site's content templates: its words are the
     templates' own (`the`, `in`, `new`), so they neither count as a page's data nor are
@@ -202,39 +229,54 @@ class Vocabulary(dict[bytes, int]):
     """
 
     def __init__(self, template_text: str = "") -> None:
-        super().__init__()
-        self.template_words = frozenset(tokens(template_text))
+        self.template = np.unique(cut([template_text.encode()])[0])
 
-    def __missing__(self, word: bytes) -> int:
-        value = self[word] = zlib.crc32(word)
-        return value
+    def values(self, values: Iterable[str]) -> Hashes:
+        """The distinct words of data values that are not the templates' own, sorted;
+        computed once per service or location and kept by the caller."""
+        words, _ = cut([" ".join(values).encode()])
+        return np.setdiff1d(words, self.template)
 
-    def words(self, values: Iterable[str]) -> tuple[bytes, ...]:
-        """The distinct words of data values that are not the templates' own; computed once
-        per service or location and kept by the caller."""
-        found = dict.fromkeys(tokens(" ".join(values)))
-        return tuple(word for word in found if word not in self.template_words)
-
-    def read(self, text: str, masked: Sequence[bytes], data: Sequence[bytes]) -> Words:
-        """The words of `text` as hashes: a word of `masked` (the page's own names and
-        numbers, see `words`) becomes MASK, and a word of `masked` or `data` (every other
-        value its rows put in the page) counts as the page's data. One lookup per word does
-        all three: for this page, the page's own words are looked up flagged."""
-        if len(self) > VOCABULARY_LIMIT:
-            self.clear()
-        plain = list(map(self.__getitem__, data)), list(map(self.__getitem__, masked))
-        self.update(zip(data, [code | _DATA for code in plain[0]], strict=True))
-        self.update(dict.fromkeys(masked, _MASKED))
-        try:
-            codes = np.array(list(map(self.__getitem__, tokens(text))), dtype=np.uint64)
-        finally:
-            self.update(zip(data, plain[0], strict=True))
-            self.update(zip(masked, plain[1], strict=True))
-        found = int(np.count_nonzero(codes >> _HALF))
-        return Words((codes & _LOW32).astype(np.uint32), found)
+    def read(
+        self,
+        texts: Sequence[str],
+        masked: Sequence[Sequence[Hashes]],
+        data: Sequence[Sequence[Hashes]],
+    ) -> Words:
+        """The words of many pages: each page's `masked` words (its own names and numbers,
+        see `values`) become MASK, and every word of its `masked` or `data` (the other
+        values its rows put in it) counts as its data."""
+        hashes, counts = cut([text.encode() for text in texts])
+        owner = np.repeat(np.arange(len(texts), dtype=np.uint64), counts)
+        query = (owner << _HALF) | hashes
+        hidden = _member(query, _keys(masked))
+        found = hidden | _member(query, _keys(data))
+        hashes[hidden] = MASK
+        data_words = np.bincount(owner[found].astype(np.int64), minlength=len(texts))
+        return Words(hashes, counts, data_words.astype(np.int64))
 
 
-def signatures(pages: Sequence[Words]) -> Signature:
+def _keys(sets: Sequence[Sequence[Hashes]]) -> npt.NDArray[np.uint64]:
+    """Each page's words as (page << 32 | hash), sorted: one array to look all pages up in."""
+    parts = [part for words in sets for part in words]
+    owner = np.repeat(
+        np.arange(len(sets), dtype=np.uint64),
+        [sum(len(part) for part in words) for words in sets],
+    )
+    merged = np.concatenate(parts).astype(np.uint64) if parts else np.zeros(0, np.uint64)
+    return np.sort((owner << _HALF) | merged)
+
+
+def _member(query: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Which queries are among the sorted keys."""
+    if not len(keys):
+        return np.zeros(len(query), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    found: npt.NDArray[np.bool_] = keys[at] == query
+    return found
+
+
+def signatures(words: Words) -> Signature:
     """A MinHash signature (one row) for each page's 5-word shingles, computed for many
     pages at once; deterministic across processes and runs.
 
@@ -246,18 +288,19 @@ def signatures(pages: Sequence[Words]) -> Signature:
     of masked words is one mask (a city of two words masks like a city of one), and a text
     of fewer than five words is one shingle.
     """
-    result = np.full((len(pages), PERMUTATIONS), _EMPTY, dtype=np.uint16)
+    pages = len(words.counts)
+    result = np.full((pages, PERMUTATIONS), _EMPTY, dtype=np.uint16)
     if not pages:
         return result
-    hashes = np.concatenate([page.hashes for page in pages]).astype(np.uint64)
-    lengths = np.array([page.count for page in pages], dtype=np.int64)
-    owner = np.repeat(np.arange(len(pages)), lengths)
+    hashes = words.hashes.astype(np.uint64)
+    lengths = words.counts.copy()
+    owner = np.repeat(np.arange(pages), lengths)
     repeated = np.r_[
         False, (hashes[1:] == MASK) & (hashes[:-1] == MASK) & (owner[1:] == owner[:-1])
     ]
     if repeated.any():
         hashes, owner = hashes[~repeated], owner[~repeated]
-        lengths = np.bincount(owner, minlength=len(pages))
+        lengths = np.bincount(owner, minlength=pages)
     short = np.flatnonzero((lengths > 0) & (lengths < SHINGLE_WORDS))
     if len(short):  # rare: resize each to one shingle's words
         starts = np.r_[0, np.cumsum(lengths)[:-1]]
@@ -266,7 +309,7 @@ def signatures(pages: Sequence[Words]) -> Signature:
             parts[page] = np.resize(parts[page], SHINGLE_WORDS)
         lengths[short] = SHINGLE_WORDS
         hashes = np.concatenate(parts)
-        owner = np.repeat(np.arange(len(pages)), lengths)
+        owner = np.repeat(np.arange(pages), lengths)
     if len(hashes) < SHINGLE_WORDS:
         return result
     count = len(hashes) - SHINGLE_WORDS + 1
@@ -276,7 +319,7 @@ def signatures(pages: Sequence[Words]) -> Signature:
     # A shingle belongs to a page when its five words do.
     whole = owner[:count] == owner[SHINGLE_WORDS - 1 :]
     hashed, page = _mixed(shingles[whole]), owner[:count][whole]
-    least = np.full((len(pages), PERMUTATIONS), _FULL, dtype=np.uint64)
+    least = np.full((pages, PERMUTATIONS), _FULL, dtype=np.uint64)
     bins = page * PERMUTATIONS + (hashed >> _BIN_SHIFT).astype(np.int64)
     np.minimum.at(least.reshape(-1), bins, hashed)
     # Each bin takes the next filled bin at or after it (circularly).
@@ -292,9 +335,8 @@ def signatures(pages: Sequence[Words]) -> Signature:
 
 def signature(text: str, entities: Iterable[str] = ()) -> Signature:
     """One text's signature (see `signatures`), the words of `entities` masked."""
-    vocabulary = Vocabulary()
-    masked = vocabulary.words(entities)
-    one: Signature = signatures([vocabulary.read(text, masked, ())])[0]
+    reader = WordReader()
+    one: Signature = signatures(reader.read([text], [[reader.values(entities)]], [[]]))[0]
     return one
 
 

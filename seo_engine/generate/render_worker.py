@@ -249,9 +249,9 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
         for row in await worker.connection.fetch(SELECT_BUILT, builder.site.id, service_id)
     }
     scan = Scan(service_id, len(builder.locations), 0, _NONE, False, LengthReport())
-    changed: list[int] = []
     writer = spool.FamilyWriter(worker.folder, service_id)
-    batch: list[tuple[Dimension, bytes, Rendered, _Built | None]] = []
+    batch: list[tuple[Dimension, bytes, _Built | None]] = []
+    changed: list[int] = []
     checked = 0
     for location in builder.locations:
         inputs = builder.inputs(service, location)
@@ -261,13 +261,12 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
             worker.messages.put(COPY_BATCH_ROWS)
         if before is not None and before.inputs == inputs and not force:
             continue
-        rendered = builder.render(service, location, scan.lengths)
-        batch.append((location, inputs, rendered, before))
+        batch.append((location, inputs, before))
         if len(batch) == RENDER_BATCH:
-            await _write_block(worker, writer, batch, scan, changed)
+            await _write_block(worker, writer, service, batch, scan, changed)
             batch = []
     if batch:
-        await _write_block(worker, writer, batch, scan, changed)
+        await _write_block(worker, writer, service, batch, scan, changed)
     writer.close()
     worker.messages.put(checked % COPY_BATCH_ROWS)
     if stored:  # built before, but no page this run: gone
@@ -289,24 +288,29 @@ class _Built(NamedTuple):
 async def _write_block(
     worker: _Worker,
     writer: spool.FamilyWriter,
-    batch: list[tuple[Dimension, bytes, Rendered, _Built | None]],
+    service: Dimension,
+    batch: list[tuple[Dimension, bytes, _Built | None]],
     scan: Scan,
     changed: list[int],
 ) -> None:
+    """Render a batch of pages, spool them, and note which changed for their siblings."""
     builder = worker.builder
-    words = [rendered.words for _, _, rendered, _ in batch]
-    if all(one is not None for one in words):
-        signatures = quality.signatures([one for one in words if one is not None])
-    else:  # the gate is off: nothing is compared
-        signatures = np.zeros((len(batch), quality.PERMUTATIONS), dtype=np.uint16)
-    again = [location.id for location, _, _, before in batch if before is not None]
+    rendered, signed = builder.render_batch(
+        [(service, location) for location, _, _ in batch], scan.lengths
+    )
+    signatures = (
+        signed
+        if signed is not None  # else the gate is off: nothing is compared
+        else np.zeros((len(batch), quality.PERMUTATIONS), dtype=np.uint16)
+    )
+    again = [location.id for location, _, before in batch if before is not None]
     query = (SELECT_SIGNATURES, builder.site.id, scan.service_id, again)
     before_signatures = {
         row["location_id"]: bytes(row["signature"])
         for row in (await worker.connection.fetch(*query) if again else [])
     }
-    for (location, _, rendered, before), signature in zip(batch, signatures, strict=True):
-        signals = rendered.signals
+    for (location, _, before), page, signature in zip(batch, rendered, signatures, strict=True):
+        signals = page.signals
         if (
             before is None
             or not builder.scored
@@ -320,10 +324,10 @@ async def _write_block(
         ):
             scan.compared = True
     writer.add_block(
-        [location.id for location, _, _, _ in batch],
-        [inputs for _, inputs, _, _ in batch],
-        [rendered.texts for _, _, rendered, _ in batch],
-        [rendered.signals for _, _, rendered, _ in batch],
+        [location.id for location, _, _ in batch],
+        [inputs for _, inputs, _ in batch],
+        [page.texts for page in rendered],
+        [page.signals for page in rendered],
         signatures,
     )
     scan.rendered += len(batch)
@@ -560,7 +564,7 @@ async def _build_family(
         row = family.rendered.get(location.id)
         if row is not None and family.spooled is not None and texts is not None:
             signals = quality.Signals(*family.spooled.signals[row])
-            rendered = Rendered(next(texts), signals, None)
+            rendered = Rendered(next(texts), signals)
             inputs = family.spooled.inputs_of(row)
             signature = family.spooled.signature_of(row)
         else:  # the same text as stored, judged again: rendered again

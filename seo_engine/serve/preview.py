@@ -120,12 +120,10 @@ def _compared(
     signals: list[quality.Signals] = []
     blocks: list[quality.Signature] = []
     for at in range(0, len(pages), RENDER_BATCH):
-        batch = [
-            builder.render(s, place, LengthReport()) for s, place in pages[at : at + RENDER_BATCH]
-        ]
+        batch, signed = builder.render_batch(pages[at : at + RENDER_BATCH], LengthReport())
         signals.extend(one.signals for one in batch)
-        if builder.scored:
-            blocks.append(quality.signatures([one.words for one in batch if one.words]))
+        if signed is not None:
+            blocks.append(signed)
     nothing: Near = (None, 0)
     in_family = dict.fromkeys(keys, nothing)
     in_place = dict.fromkeys(keys, nothing)
