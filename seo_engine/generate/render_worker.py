@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import io
 import os
 import signal
 from collections import Counter
@@ -39,6 +40,7 @@ from seo_engine.generate.pagebuild import (
     Dimension,
     LengthReport,
     Near,
+    Neighbours,
     PageBuilder,
     Rendered,
     location_context,
@@ -65,11 +67,24 @@ SELECT id, key, slug, name, region_name, region_code, country_code, population,
        latitude, longitude, timezone, attributes::text AS attributes
 FROM locations WHERE site_id = $1 AND population >= $2 ORDER BY id
 """
-SELECT_NEIGHBOURS = """
+# Read by binary COPY into three arrays: 270,000 rows as Python objects would leave a
+# worker's memory tens of MB larger for good.
+COPY_NEIGHBOURS = """
 SELECT n.location_id, n.neighbour_id, n.distance_km
 FROM location_neighbours n JOIN locations l ON l.id = n.location_id
 WHERE l.site_id = $1 ORDER BY n.location_id, n.rank
 """
+NEIGHBOUR_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("location_size", ">i4"),
+        ("location", ">i8"),
+        ("neighbour_size", ">i4"),
+        ("neighbour", ">i8"),
+        ("km_size", ">i4"),
+        ("km", ">f4"),
+    ]
+)
 # What is stored for one service before this generate: the transaction that will merge
 # the results has not written anything these workers could see.
 # $3: only these locations (NULL: all of them).
@@ -185,12 +200,16 @@ async def builder_for(
         Dimension(row["id"], row["key"], row["slug"], location_context(row))
         for row in await connection.fetch(SELECT_LOCATIONS, site.id, site.options.min_population)
     ]
-    neighbours: dict[int, list[tuple[int, float]]] = {}
-    for row in await connection.fetch(SELECT_NEIGHBOURS, site.id):
-        neighbours.setdefault(row["location_id"], []).append(
-            (row["neighbour_id"], row["distance_km"])
-        )
-    return PageBuilder(site, services, locations, neighbours, changed_at)
+    return PageBuilder(site, services, locations, await _neighbours(connection, site), changed_at)
+
+
+async def _neighbours(connection: Connection, site: sites.Site) -> Neighbours:
+    stream = io.BytesIO()
+    await connection.copy_from_query(COPY_NEIGHBOURS, site.id, output=stream, format="binary")
+    data = stream.getbuffer()
+    header = len(copyrows.HEADER)
+    rows = np.frombuffer(data[header : len(data) - len(copyrows.TRAILER)], dtype=NEIGHBOUR_ROW)
+    return Neighbours(rows["location"], rows["neighbour"], rows["km"])
 
 
 def _die_with_parent() -> None:
@@ -351,23 +370,23 @@ async def _compare_places(
     rows = await worker.connection.fetch(
         SELECT_PLACES, builder.site.id, list(builder.services), wanted.tolist()
     )
-    services = np.array([row["service_id"] for row in rows], dtype=np.int64)
-    locations = np.array([row["location_id"] for row in rows], dtype=np.int64)
-    stored = {(row["service_id"], row["location_id"]): row["place"] for row in rows}
+    stored = np.array(
+        [(row["service_id"], row["location_id"], row["place"]) for row in rows], dtype=np.int64
+    ).reshape(-1, 3)
     signatures = np.frombuffer(b"".join(row["signature"] for row in rows), dtype="<u2")
-    parts = [(services, locations, signatures.reshape(-1, quality.PERMUTATIONS), 0)]
+    del rows
+    parts = [(stored[:, 0], stored[:, 1], signatures.reshape(-1, quality.PERMUTATIONS), 0)]
     for service_id in spooled:  # rendered this run: newer than what is stored
         family = spool.read_family(worker.folder, service_id)
         if not len(family.locations):
             continue
         at = np.minimum(np.searchsorted(family.locations, wanted), len(family.locations) - 1)
         hit = np.flatnonzero(family.locations[at] == wanted)
-        rows_at = at[hit]
         parts.append(
             (
                 np.full(len(hit), service_id, dtype=np.int64),
                 wanted[hit],
-                np.asarray(family.signatures[rows_at]),
+                np.asarray(family.signatures[at[hit]]),
                 1,
             )
         )
@@ -375,6 +394,7 @@ async def _compare_places(
     locations = np.concatenate([part[1] for part in parts])
     matrix = np.concatenate([part[2] for part in parts]).astype(np.uint16)
     newer = np.concatenate([np.full(len(part[0]), part[3]) for part in parts])
+    del parts
     # Pages of this run's services and locations only; of two rows of a page, the newer.
     live = np.isin(services, list(builder.services)) & np.isin(locations, wanted)
     order = np.lexsort((newer, locations, services))
@@ -389,14 +409,27 @@ async def _compare_places(
     order = order[keep]
     services, locations, matrix = services[order], locations[order], matrix[order]
     rows_found, equal = quality.nearest(matrix, locations)
-    pairs = list(zip(services.tolist(), locations.tolist(), strict=True))
-    row_of = {pair: index for index, pair in enumerate(pairs)}
-    previous = np.array(
-        [row_of.get((stored.get(pair, NO_ROW), pair[1]), -1) for pair in pairs], dtype=np.int64
-    )
+    # Each page's previous nearest (the stored one), as a row: pages are sorted by
+    # (service, location), so a page's key is findable by binary search.
+    keys = _pair_keys(services, locations)
+    previous = np.full(len(keys), -1, dtype=np.int64)
+    if len(stored):
+        own = _pair_keys(stored[:, 0], stored[:, 1])
+        mine = np.minimum(np.searchsorted(keys, own), len(keys) - 1)
+        theirs = _pair_keys(stored[:, 2], stored[:, 1])
+        at = np.minimum(np.searchsorted(keys, theirs), len(keys) - 1)
+        known = (stored[:, 2] >= 0) & (keys[mine] == own) & (keys[at] == theirs)
+        previous[mine[known]] = at[known]
     rows_found, equal = quality.keep_previous(matrix, rows_found, equal, previous)
     nearest = np.where(rows_found >= 0, services[rows_found], NO_ROW)
     return spool.write_places(worker.folder, block, services, locations, nearest, equal)
+
+
+def _pair_keys(
+    services: npt.NDArray[np.int64], locations: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint64]:
+    """(service, location) as one sortable 64-bit key (ids below 2^32)."""
+    return (services.astype(np.uint64) << np.uint64(32)) | locations.astype(np.uint64)
 
 
 def compare_places(block: int, location_ids: list[int], spooled: list[int]) -> list[int]:

@@ -222,7 +222,7 @@ def _rowcount(status: str) -> int:
 QUEUED_BATCHES = 8  # COPY payloads in flight between workers and the merger (~3 MB each)
 POLL_SECONDS = 0.01
 _NO_LOCATIONS = np.zeros(0, dtype=np.int64)
-PLACE_BLOCK = 2000  # locations compared at once by one worker (step 2)
+PLACE_BLOCK = 1000  # locations compared at once by one worker (step 2: ~30 MB)
 T = TypeVar("T")
 
 
