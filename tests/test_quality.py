@@ -100,6 +100,19 @@ def test_words_are_cut_at_punctuation_and_dashes_and_folded_to_lowercase() -> No
     assert counts.tolist() == [6, 0, 2]
 
 
+def test_words_of_a_batch_longer_than_one_cut_equal_each_text_cut_alone() -> None:
+    # Texts are cut about CUT_BYTES at a time; one longer than that is cut alone.
+    texts = [prose(seed, 400).encode() for seed in range(120)]
+    texts.insert(7, (prose(99, 30000) + " Zz–top").encode())
+    assert sum(len(text) for text in texts) > 2 * quality.CUT_BYTES
+    assert len(texts[7]) > quality.CUT_BYTES
+    words, counts = quality.cut(texts)
+    alone = [quality.cut([text]) for text in texts]
+    assert counts.tolist() == [int(count[0]) for _, count in alone]
+    assert words.tolist() == [word for hashed, _ in alone for word in hashed.tolist()]
+    assert words[-(len(alone[-1][0])) :].tolist() == alone[-1][0].tolist()
+
+
 def test_signatures_of_many_pages_at_once_equal_each_alone() -> None:
     reader = quality.WordReader()
     texts = [prose(11, 250), "", "two words", prose(12, 40) + " Austin Austin", prose(13, 400)]

@@ -38,7 +38,7 @@ SHINGLE_WORDS = 5
 PERMUTATIONS = 64
 BANDS = 16  # of PERMUTATIONS // BANDS values each: pairs above ~0.5 similarity meet
 ROWS = PERMUTATIONS // BANDS
-PAIR_CHUNK = 65_536  # pairs compared at once (bounds the memory of a large family)
+PAIR_CHUNK = 16_384  # pairs compared at once (bounds the memory of a large family: ~6 MB)
 WINDOW = 2  # bucket-mates compared on each side of a page in each band's sort order
 TITLE_LIMIT = 60
 DESCRIPTION_MIN = 70
@@ -170,21 +170,28 @@ def _mixed(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return mixed
 
 
+CUT_BYTES = 1 << 17  # text cut at once (the powers it needs are kept: 2 MB)
+
+
 class _Powers:
-    """BASE^i and BASE^-i modulo 2^64 for every offset of the longest batch cut so far."""
+    """BASE^i and BASE^-i modulo 2^64 for every offset up to CUT_BYTES (a longer text's
+    are computed for it and not kept)."""
 
     forward = np.ones(0, dtype=np.uint64)
     backward = np.ones(0, dtype=np.uint64)
 
     @classmethod
     def upto(cls, size: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        if len(cls.forward) < size:
-            size = max(size, 2 * len(cls.forward), 1 << 16)
-            for name, base in (("forward", _BASE), ("backward", _BASE_INVERSE)):
-                powers = np.full(size, base, dtype=np.uint64)
-                powers[0] = 1
-                setattr(cls, name, np.cumprod(powers, dtype=np.uint64))
-        return cls.forward, cls.backward
+        if len(cls.forward) >= size:
+            return cls.forward, cls.backward
+        powers = []
+        for base in (_BASE, _BASE_INVERSE):
+            every = np.full(max(size, CUT_BYTES), base, dtype=np.uint64)
+            every[0] = 1
+            powers.append(np.cumprod(every, dtype=np.uint64))
+        if size <= CUT_BYTES:
+            cls.forward, cls.backward = powers
+        return powers[0], powers[1]
 
 
 def cut(texts: Sequence[bytes]) -> tuple[Hashes, Counts]:
@@ -193,7 +200,25 @@ def cut(texts: Sequence[bytes]) -> tuple[Hashes, Counts]:
     dashes, with ASCII letters lowercased; other characters are parts of words (the quotes
     of "Sa\u2018\u012bd\u0101b\u0101d" are letters), so a value and the text that shows
     it are cut alike. Deterministic across processes and runs: a word's hash is a
-    polynomial of its bytes (one prefix sum over the whole batch), mixed."""
+    polynomial of its bytes (one prefix sum over about CUT_BYTES of texts at a time), mixed."""
+    hashes: list[Hashes] = []
+    counts: list[Counts] = []
+    group: list[bytes] = []
+    size = 0
+    for text in texts:
+        if group and size + len(text) + 2 > CUT_BYTES:  # the joined bytes stay within
+            hashes.append((part := _cut(group))[0])
+            counts.append(part[1])
+            group, size = [], 0
+        group.append(text)
+        size += len(text) + 1
+    if group or not hashes:
+        hashes.append((part := _cut(group))[0])
+        counts.append(part[1])
+    return np.concatenate(hashes), np.concatenate(counts)
+
+
+def _cut(texts: Sequence[bytes]) -> tuple[Hashes, Counts]:
     joined = b" ".join([b"", *texts, b""])
     for dash in _DASHES:
         if dash in joined:  # a dash becomes as many spaces as its bytes: offsets stay
@@ -203,7 +228,8 @@ def cut(texts: Sequence[bytes]) -> tuple[Hashes, Counts]:
     edges = np.flatnonzero(inside[1:] != inside[:-1]) + 1
     starts, ends = edges[0::2], edges[1::2]
     forward, backward = _Powers.upto(len(data))
-    prefix = np.cumsum(data * forward[: len(data)], dtype=np.uint64)
+    prefix = np.multiply(data, forward[: len(data)], dtype=np.uint64)  # 8 bytes a byte of text:
+    np.cumsum(prefix, out=prefix)  # in place, the batch's largest array is held once
     hashed = _mixed((prefix[ends - 1] - prefix[starts - 1]) * backward[starts])
     bounds = np.cumsum([0, *(len(text) + 1 for text in texts)])
     counts = np.diff(np.searchsorted(starts, bounds))

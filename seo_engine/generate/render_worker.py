@@ -16,6 +16,7 @@ A generate has three steps, each spread over the workers (`run.py` orders them):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import io
@@ -50,7 +51,8 @@ from seo_engine.ingest import sites
 from seo_engine.ingest.content import ContentError
 from seo_engine.settings import Settings
 
-COPY_BATCH_ROWS = 2000
+COPY_BATCH_ROWS = 2000  # pages a progress message counts
+COPY_BATCH_BYTES = 2 * 1024 * 1024  # rows sent or staged at once (~330 pages of 6 KB)
 RENDER_BATCH = 512  # pages whose signatures are computed at once
 GONE_COLUMNS = ("service_id", "location_id")
 PR_SET_PDEATHSIG = 1
@@ -444,7 +446,7 @@ def compare_places(block: int, location_ids: list[int], spooled: list[int]) -> l
 class _Spooled:
     """A service's rendered pages as step 3 reads them: one conversion for all its rows."""
 
-    signals: list[list[int]]  # spool.SIGNALS columns
+    signals: spool.Signals  # spool.SIGNALS columns
     inputs: bytes  # 16 bytes a row
     signatures: quality.Signature
     signature_bytes: bytes  # little-endian, PERMUTATIONS * 2 bytes a row
@@ -453,7 +455,7 @@ class _Spooled:
     def read(cls, family: spool.Family) -> _Spooled:
         signatures = np.asarray(family.signatures, dtype=np.uint16)
         return cls(
-            family.signals.tolist(),
+            family.signals,
             family.inputs.tobytes(),
             signatures,
             signatures.astype("<u2").tobytes(),
@@ -504,8 +506,8 @@ async def _load_family(
     for location in members:
         row = rendered.get(location.id)
         if row is not None and spooled is not None:
-            title_keys.append(spooled.signals[row][spool.TITLE_KEY])
-            description_keys.append(spooled.signals[row][spool.DESCRIPTION_KEY])
+            title_keys.append(int(spooled.signals[row, spool.TITLE_KEY]))
+            description_keys.append(int(spooled.signals[row, spool.DESCRIPTION_KEY]))
         else:
             title_keys.append(builds[location.id]["title_key"])
             description_keys.append(builds[location.id]["description_key"])
@@ -596,7 +598,7 @@ async def _build_family(
         build = builds.get(location.id)
         row = family.rendered.get(location.id)
         if row is not None and family.spooled is not None and texts is not None:
-            signals = quality.Signals(*family.spooled.signals[row])
+            signals = quality.Signals(*family.spooled.signals[row].tolist())
             rendered = Rendered(next(texts), signals)
             inputs = family.spooled.inputs_of(row)
             signature = family.spooled.signature_of(row)
@@ -669,13 +671,14 @@ class _Output:
     def __init__(self, worker: _Worker) -> None:
         self.worker = worker
         self.batches: dict[str, list[bytes]] = {kind: [] for kind in self.TABLES}
+        self.sizes = dict.fromkeys(self.TABLES, 0)
         self.sent = 0
         self.staged = 0
 
     async def add(self, kind: str, row: bytes) -> None:
-        batch = self.batches[kind]
-        batch.append(row)
-        if len(batch) >= COPY_BATCH_ROWS:
+        self.batches[kind].append(row)
+        self.sizes[kind] += len(row)
+        if self.sizes[kind] >= COPY_BATCH_BYTES:
             await self._send(kind)
 
     async def _send(self, kind: str) -> None:
@@ -683,6 +686,7 @@ class _Output:
         if not rows:
             return
         self.batches[kind] = []
+        self.sizes[kind] = 0
         payload = copyrows.payload(rows)
         if kind in ("pages", "page_builds"):  # put() blocks while the parent's queue is full
             self.worker.messages.put((kind, payload))
@@ -742,3 +746,14 @@ def _run(step: Coroutine[Any, Any, T]) -> T:
         raise
     except Exception as error:  # asyncpg errors do not always survive pickling
         raise _failure(error) from None
+    finally:
+        _release_free_memory()
+
+
+def _release_free_memory() -> None:
+    """Give the pages malloc holds free back to the system after each task (glibc).
+
+    A task frees most of what it allocated, but in the middle of the heap, between objects
+    that live on: without this a worker's size only grows, task after task."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its allocator decides
+        ctypes.CDLL(None).malloc_trim(0)

@@ -219,7 +219,7 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-QUEUED_BATCHES = 8  # COPY payloads in flight between workers and the merger (~3 MB each)
+QUEUED_BATCHES = 8  # COPY payloads in flight between workers and the merger (2 MB each)
 POLL_SECONDS = 0.01
 _NO_LOCATIONS = np.zeros(0, dtype=np.int64)
 PLACE_BLOCK = 1000  # locations compared at once by one worker (step 2: ~30 MB)
