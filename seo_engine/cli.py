@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import asyncpg
+import orjson
 import typer
 from rich.console import Console
 
@@ -52,7 +53,9 @@ db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_a
 sites_app = typer.Typer(
     help="Sites: add or update one from a site file, list them.", no_args_is_help=True
 )
-seed_app = typer.Typer(help="Load locations or services from CSV or NDJSON.", no_args_is_help=True)
+seed_app = typer.Typer(
+    help="Load locations, services or overrides from CSV or NDJSON.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(seed_app, name="seed")
@@ -60,6 +63,11 @@ export_app = typer.Typer(
     help="Write the page set to files: a static site or NDJSON.", no_args_is_help=True
 )
 app.add_typer(export_app, name="export")
+overrides_app = typer.Typer(
+    help="Hand edits (`seed overrides` loads them): list them, review the stale ones.",
+    no_args_is_help=True,
+)
+app.add_typer(overrides_app, name="overrides")
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -213,6 +221,14 @@ def show_generate(report: GenerateReport) -> None:
             f"{report.pages - report.rendered:,} of {report.pages:,} pages not rendered: "
             "built from unchanged inputs (--force renders them)"
         )
+    review = report.review
+    if review is not None and review.stale:
+        typer.echo(
+            f"{review.stale:,} overridden field(s) whose template text changed since the "
+            "override was set (`seo-engine overrides stale` shows them), e.g.:"
+        )
+        for example in review.examples:
+            typer.echo(f"  {example}")
     lengths = report.lengths
     if lengths.long_titles or lengths.long_descriptions:
         typer.echo(
@@ -333,6 +349,84 @@ def seed_services(
     Example: seo-engine seed services seeds/services.csv --max-errors 10 --rejects bad.csv
     """
     _seed("services", file, site, fmt, max_errors, rejects, dry_run, prune, None)
+
+
+@seed_app.command("overrides")
+def seed_overrides(
+    file: FileArgument,
+    site: SiteOption = None,
+    fmt: FormatOption = None,
+    max_errors: MaxErrorsOption = 0,
+    rejects: RejectsOption = None,
+    dry_run: DryRunOption = False,
+    prune: PruneOption = False,
+) -> None:
+    """Load hand edits of generated pages (columns service, location, field, value; `*`
+    for every service or every location). They apply at the next `generate` and survive
+    every later one.
+
+    Example: seo-engine seed overrides edits.csv --dry-run
+    """
+    _seed("overrides", file, site, fmt, max_errors, rejects, dry_run, prune, None)
+    if not dry_run:
+        typer.echo("the pages change at the next `seo-engine generate`")
+
+
+@overrides_app.command("list")
+def overrides_list(
+    site: SiteOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """List the stored overrides (`*`: every service or location).
+
+    Example: seo-engine overrides list
+    """
+    config = settings()
+    with reported_errors():
+        rows = run(workflows.list_overrides, config, site)
+    for row in rows:
+        if json_output:
+            typer.echo(orjson.dumps(row).decode())
+        else:
+            typer.echo(f"{row['service']}\t{row['location']}\t{row['field']}\t{row['value']}")
+    if not rows and not json_output:
+        typer.echo("no overrides; load some with `seo-engine seed overrides FILE`")
+
+
+@overrides_app.command("stale")
+def overrides_stale(
+    site: SiteOption = None,
+    service: Annotated[str | None, typer.Option(help="Only this service's pages.")] = None,
+    location: Annotated[str | None, typer.Option(help="Only this location's pages.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many fields.")] = 100,
+    accept: Annotated[
+        bool,
+        typer.Option("--accept", help="Mark them reviewed: the current template text is the base."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Overridden fields whose template text changed since the override was set: what the
+    templates wrote then and now, and the hand edit that replaces both.
+
+    Example: seo-engine overrides stale --service drain-cleaning
+    """
+    config = settings()
+    with reported_errors():
+        rows, accepted = run(
+            workflows.stale_overrides, config, site, service, location, limit, accept
+        )
+    for row in rows:
+        if json_output:
+            typer.echo(orjson.dumps(row).decode())
+            continue
+        typer.echo(f"{row['path']}  {row['field']}")
+        typer.echo(f"  template then: {row['template']}")
+        typer.echo(f"  template now:  {row['current']}")
+        typer.echo(f"  override:      {row['value']}")
+    if accept:
+        typer.echo(f"{accepted:,} field(s) marked reviewed", err=json_output)
+    elif not rows and not json_output:
+        typer.echo("no overridden field's template text changed since its override was set")
 
 
 @app.command()

@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from seo_engine.db import database
-from seo_engine.generate import audit, run
-from seo_engine.ingest import dimensions, sites
+from seo_engine.generate import audit, override_review, run
+from seo_engine.ingest import dimensions, overrides, sites
 from seo_engine.ingest.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
 from seo_engine.serve import preview, static_export
@@ -46,7 +46,10 @@ async def seed_file(
     async with database.session(settings, bulk=True) as connection:
         site = await sites.find(connection, site_slug)
         progress = Progress(f"seed {kind}", total=_count_lines(path) - 1, unit="rows")
-        report = await dimensions.seed(connection, site, kind, path, options, progress.advance)
+        if kind == "overrides":
+            report = await overrides.seed(connection, site, path, options, progress.advance)
+        else:
+            report = await dimensions.seed(connection, site, kind, path, options, progress.advance)
     if progress.done:
         progress.finish()
     return report
@@ -121,3 +124,28 @@ async def preview_sample(
     """The audit of a sample of pages rendered now, without writing anything."""
     async with database.session(settings) as connection:
         return await preview.preview_sample(connection, site_slug, site_file, size)
+
+
+async def list_overrides(settings: Settings, site_slug: str | None) -> list[dict[str, str]]:
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        return await overrides.stored(connection, site.id)
+
+
+async def stale_overrides(
+    settings: Settings,
+    site_slug: str | None,
+    service: str | None,
+    location: str | None,
+    limit: int,
+    accept: bool,
+) -> tuple[list[dict[str, str]], int]:
+    """The stale overridden fields (see override_review), marked reviewed with `accept`."""
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        rows = await override_review.stale(connection, site.id, service, location, limit)
+        for row in rows:
+            row["path"] = site.page_path(row["service"], row["location"])
+        if not accept:
+            return rows, 0
+        return rows, await override_review.accept(connection, site.id, service, location)

@@ -22,6 +22,8 @@ async def test_migrating_a_fresh_database_applies_every_migration(databases: Dat
             "app_secrets",
             "location_neighbours",
             "locations",
+            "override_bases",
+            "overrides",
             "page_builds",
             "pages",
             "redirects",

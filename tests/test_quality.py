@@ -206,7 +206,8 @@ def test_lesser_findings_cost_points_and_the_threshold_decides() -> None:
 
 def test_reason_codes_are_a_fixed_list_of_bits() -> None:
     assert len({reason.code for reason in quality.REASONS}) == len(quality.REASONS) <= 31
-    assert {"duplicate_content", "near_duplicate", "thin_content"} == quality.BLOCKING
+    blocking = {"duplicate_content", "near_duplicate", "thin_content", "noindex_override"}
+    assert blocking == quality.BLOCKING
 
 
 # --- through generate, the API, the pages and the sitemaps ---

@@ -90,9 +90,10 @@ def build(
     """A page's document (UTF-8 JSON, as served) and its content hash.
 
     `service` and `location` are the dimensions' template contexts; `text` holds the
-    rendered title, meta_description, h1, intro, sections and faq; `quality` is the quality
-    gate's verdict (`quality.Verdict.summary`). `changed_at` becomes
-    `updated_at`: the time of the generate that stores the document if it changed.
+    rendered title, meta_description, h1, intro, sections and faq, and for a page with
+    overrides its local_paragraph (if set) and the names of its overridden fields;
+    `quality` is the quality gate's verdict (`quality.Verdict.summary`). `changed_at`
+    becomes `updated_at`: the time of the generate that stores the document if it changed.
     """
     url = site.base_url + path
     faq = text["faq"]
@@ -122,8 +123,10 @@ def build(
         "meta_description": text["meta_description"],
         "h1": text["h1"],
         "intro": text["intro"],
+        **({"local_paragraph": text["local_paragraph"]} if "local_paragraph" in text else {}),
         "sections": text["sections"],
         "faq": faq,
+        **({"overridden": text["overridden"]} if "overridden" in text else {}),
         "links": links,
         "breadcrumbs": [
             {"name": "Home", "url": site.base_url + "/"},

@@ -19,8 +19,9 @@ import orjson
 
 from seo_engine.generate import copyrows, documents, quality
 from seo_engine.generate.quality import DESCRIPTION_LIMIT, TITLE_LIMIT
-from seo_engine.ingest.content import SEPARATOR, ContentTemplates, time_limit
+from seo_engine.ingest.content import SEPARATOR, ContentTemplates, PageText, time_limit
 from seo_engine.ingest.neighbours import Point, distance_km
+from seo_engine.ingest.overrides import Applied, Fields, Overrides
 from seo_engine.ingest.sites import Site
 
 SIBLING_LINKS = 6
@@ -222,10 +223,13 @@ class PageBuilder:
         locations: list[Dimension],
         neighbours: Neighbours,
         changed_at: datetime,
+        overrides: Overrides | None = None,
     ) -> None:
         self.site = site
         self.changed_at = changed_at  # updated_at of every page this run changes
         self.templates = ContentTemplates(site.content)
+        self.overrides = overrides or Overrides()
+        self.fields = Fields(self.templates)
         self.services = {service.id: service for service in services}
         self.locations = locations
         self.neighbours = neighbours
@@ -304,7 +308,15 @@ class PageBuilder:
                 for n, km in self._close(location)
             ]
             place = self._location_inputs[location.id] = _digest(location.context, close)
+        chosen = self.overrides.for_page(service.id, location.id)
+        if chosen:  # its hand edits
+            place += _digest(chosen)
         return hashlib.blake2b(own + place, digest_size=16).digest()
+
+    def applied(self, service: Dimension, location: Dimension) -> Applied | None:
+        """What the page's overrides change, or None when it has none."""
+        chosen = self.overrides.for_page(service.id, location.id)
+        return Applied.of(chosen, self.fields) if chosen else None
 
     def render(self, service: Dimension, location: Dimension, lengths: LengthReport) -> Rendered:
         """One page's blocks and what the quality gate reads in them (see `render_batch`)."""
@@ -316,15 +328,16 @@ class PageBuilder:
         """Render pages, and read them for the quality gate all at once: each page's blocks
         and signals, and with the site's gate on a signature per page."""
         texts_of: list[list[str]] = []
-        masked: list[tuple[quality.Hashes, quality.Hashes]] = []
-        data: list[tuple[quality.Hashes, quality.Hashes]] = []
+        masked: list[tuple[quality.Hashes, ...]] = []
+        data: list[tuple[quality.Hashes, ...]] = []
         for service, location in pages:
             context = self._context(service, location, self._close(location))
-            texts_of.append(self._texts(service, location, context, lengths))
+            applied = self.applied(service, location)
+            texts_of.append(self._texts(service, location, context, applied, lengths))
             if self.scored:
                 own, place = self._words_of(service, location, context["nearby"])
                 masked.append((own[0], place[0]))
-                data.append((own[1], place[1]))
+                data.append((own[1], place[1], *self._edited_words(applied)))
         counts = found = [0] * len(pages)
         signatures = None
         if self.scored:
@@ -334,8 +347,8 @@ class PageBuilder:
             signatures = quality.signatures(words)
         rendered = []
         for texts, count, data_words in zip(texts_of, counts, found, strict=True):
-            text = self.templates.page_text(texts)
-            body = [text.intro, *(b for _, b in text.sections), *(a for _, a in text.faq)]
+            text, local = self.page_text(texts)
+            body = [text.intro, *local, *(b for _, b in text.sections), *(a for _, a in text.faq)]
             signals = quality.Signals(
                 body_words=len(" ".join(body).split()),
                 data_words=data_words,
@@ -349,16 +362,19 @@ class PageBuilder:
             rendered.append(Rendered(texts, signals))
         return rendered, signatures
 
-    def _texts(
-        self,
-        service: Dimension,
-        location: Dimension,
-        context: dict[str, Any],
-        lengths: LengthReport,
+    def page_text(self, texts: list[str]) -> tuple[PageText, list[str]]:
+        """A page's fields from its texts (`_texts`), and its local paragraph if it has one
+        (an override: the text after the templates' blocks)."""
+        blocks = len(self.templates.blocks)
+        return self.templates.page_text(texts[:blocks]), texts[blocks:]
+
+    def template_texts(
+        self, service: Dimension, location: Dimension, context: dict[str, Any] | None = None
     ) -> list[str]:
-        """One page's blocks; a title or description over its limit tries the block's other
-        variants."""
-        path = self.path(service, location)
+        """What the templates write for a page, before its overrides: every block's text; a
+        title or description over its limit tries the block's other variants."""
+        if context is None:
+            context = self._context(service, location, self._close(location))
         seed = zlib.crc32(f"{service.key}\x1f{location.key}".encode())
         with time_limit(PAGE_TIME_LIMIT_SECONDS):
             texts, chosen = self.templates.render(context, seed)
@@ -366,6 +382,25 @@ class PageBuilder:
                 texts[0] = self.templates.fit(0, texts, chosen, TITLE_LIMIT, context)
             if len(texts[1]) > DESCRIPTION_LIMIT:
                 texts[1] = self.templates.fit(1, texts, chosen, DESCRIPTION_LIMIT, context)
+        return texts
+
+    def _texts(
+        self,
+        service: Dimension,
+        location: Dimension,
+        context: dict[str, Any],
+        applied: Applied | None,
+        lengths: LengthReport,
+    ) -> list[str]:
+        """One page's texts: the templates' blocks with its overrides in place, then its
+        local paragraph if it has one."""
+        path = self.path(service, location)
+        texts = self.template_texts(service, location, context)
+        if applied is not None:
+            for index, value in applied.blocks.items():
+                texts[index] = value
+            if applied.local_paragraph is not None:
+                texts.append(applied.local_paragraph)
         if len(texts[0]) > TITLE_LIMIT:
             lengths.long_titles += 1
             lengths.note(path, "title", len(texts[0]))
@@ -373,6 +408,13 @@ class PageBuilder:
             lengths.long_descriptions += 1
             lengths.note(path, "meta description", len(texts[1]))
         return texts
+
+    def _edited_words(self, applied: Applied | None) -> list[quality.Hashes]:
+        """The words written by hand for a page: its own data, like its rows' values."""
+        if applied is None:
+            return []
+        values = [*applied.blocks.values(), applied.local_paragraph or ""]
+        return [self.reader.values(values)]
 
     def _words_of(
         self, service: Dimension, location: Dimension, nearby: list[dict[str, Any]]
@@ -402,7 +444,7 @@ class PageBuilder:
         nearest: Sibling | None,
     ) -> tuple[bytes, bytes]:
         """A judged page's document, as stored and served, and its content hash."""
-        text = self.templates.page_text(texts)
+        text, local = self.page_text(texts)
         close = self._close(location)
         links = {
             "nearby": [
@@ -422,6 +464,11 @@ class PageBuilder:
             "sections": [{"heading": h, "body": b} for h, b in text.sections],
             "faq": [{"question": q, "answer": a} for q, a in text.faq],
         }
+        applied = self.applied(service, location)
+        if local:
+            fields["local_paragraph"] = local[0]
+        if applied is not None and applied.fields:
+            fields["overridden"] = applied.fields
         near_path = None if nearest is None else self.path(nearest.service, nearest.location)
         similarity = None if nearest is None else nearest.similarity
         return documents.build(
@@ -476,6 +523,9 @@ class PageBuilder:
                 same_descriptions,
                 self.site.quality,
             )
+        applied = self.applied(service, location)
+        if applied is not None and applied.noindex:
+            verdict = quality.noindexed(verdict)
         return self.row(service, location, rendered.texts, verdict, nearest)
 
     def row(

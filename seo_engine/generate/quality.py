@@ -98,6 +98,7 @@ REASONS = (
     Reason("duplicate_description", False),
     Reason("below_threshold", False),
     Reason("not_scored", False),
+    Reason("noindex_override", True),
 )
 BIT = {reason.code: 1 << number for number, reason in enumerate(REASONS)}
 BLOCKING = frozenset(reason.code for reason in REASONS if reason.blocking)
@@ -139,6 +140,14 @@ class Verdict:
             "reasons": self.reasons,
             "nearest": nearest,
         }
+
+
+def noindexed(verdict: Verdict) -> Verdict:
+    """The verdict of a page an override sets `noindex`: served noindex, whatever its score."""
+    reason = {"code": "noindex_override", "message": "noindex is set by an override"}
+    return Verdict(
+        verdict.score, False, [reason, *verdict.reasons], verdict.flags | BIT["noindex_override"]
+    )
 
 
 # What every page gets when a site turns the gate off ([quality] gate = false).

@@ -47,7 +47,7 @@ from seo_engine.generate.pagebuild import (
     location_context,
     service_context,
 )
-from seo_engine.ingest import sites
+from seo_engine.ingest import overrides, sites
 from seo_engine.ingest.content import ContentError
 from seo_engine.settings import Settings
 
@@ -202,7 +202,9 @@ async def builder_for(
         Dimension(row["id"], row["key"], row["slug"], location_context(row))
         for row in await connection.fetch(SELECT_LOCATIONS, site.id, site.options.min_population)
     ]
-    return PageBuilder(site, services, locations, await _neighbours(connection, site), changed_at)
+    neighbours = await _neighbours(connection, site)
+    edits = await overrides.load(connection, site.id)
+    return PageBuilder(site, services, locations, neighbours, changed_at, edits)
 
 
 async def _neighbours(connection: Connection, site: sites.Site) -> Neighbours:

@@ -25,7 +25,7 @@ import numpy as np
 
 from seo_engine.db import changes, copyguard, database
 from seo_engine.db.database import Connection
-from seo_engine.generate import copyrows
+from seo_engine.generate import copyrows, override_review
 from seo_engine.generate.copyrows import COLUMNS
 from seo_engine.generate.pagebuild import LengthReport
 from seo_engine.generate.render_worker import (
@@ -33,6 +33,7 @@ from seo_engine.generate.render_worker import (
     WorkerFailure,
     build_family,
     compare_places,
+    load_builder,
     render_family,
     start,
 )
@@ -66,6 +67,7 @@ COUNT_LOCATIONS = "SELECT count(*) FROM locations WHERE site_id = $1 AND populat
 # now() is the merge transaction's start: the updated_at of every page it writes, which the
 # workers put into the documents they build.
 TRANSACTION_TIME = "SELECT now()"
+HAS_OVERRIDES = "SELECT EXISTS (SELECT 1 FROM overrides WHERE site_id = $1)"
 
 # New pages are COPYed into `pages` while rendering goes on (INSERT_NEW); the stage holds
 # the rest: pages whose content changed, and new pages whose path was taken when they were
@@ -201,6 +203,7 @@ class GenerateReport:
     merge_seconds: float = 0.0
     families: int = 0  # services selected
     rendered: int = 0  # of their pages, rendered because their inputs changed (or --force)
+    review: override_review.Review | None = None  # overridden fields checked, if any
 
 
 @dataclass(frozen=True)
@@ -375,6 +378,7 @@ async def generate(
         stager = await database.connect(dsn, settings, bulk=True)
         stage = await _create_stage(stager, site)
         report = await _generate_locked(merger, stage, dsn, settings, site, options, progress_start)
+        report.review = await _review_overrides(merger, site, report.rendered > 0)
         await transaction.commit()
         if report.inserted or report.updated or report.removed:
             # Planning against the table as it was before a bulk load can turn one-row
@@ -391,6 +395,20 @@ async def generate(
                 with contextlib.suppress(*database.ANY_FAILURE):
                     await stager.execute(DROP_STAGE.format(stage=stage))
             await stager.close(timeout=5)
+
+
+async def _review_overrides(
+    merger: Connection, site: sites.Site, rendered: bool
+) -> override_review.Review | None:
+    """Refresh what the templates write under the site's overrides (only rendered pages can
+    have new text there); None when the site has no overrides."""
+    if not await merger.fetchval(HAS_OVERRIDES, site.id):
+        await merger.execute(override_review.CLEAR, site.id)
+        return None
+    if not rendered:
+        return await override_review.counted(merger, site)
+    builder = await load_builder(merger, site.slug, await merger.fetchval(TRANSACTION_TIME))
+    return await override_review.refresh(merger, builder)
 
 
 async def _create_stage(stager: Connection, site: sites.Site) -> str:

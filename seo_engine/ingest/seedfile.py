@@ -58,18 +58,20 @@ class Schema:
     columns: tuple[str, ...]
     required: frozenset[str]
     _rules: tuple[_Column, ...] = field(repr=False, compare=False)
+    attributes: bool = True  # attr_* columns (an NDJSON attributes object) are allowed
 
     def __post_init__(self) -> None:
         if tuple(rule.name for rule in self._rules) != self.columns:
             raise ValueError(f"schema {self.name}: rules do not match the columns")
 
 
-def _schema(name: str, *rules: _Column) -> Schema:
+def _schema(name: str, *rules: _Column, attributes: bool = True) -> Schema:
     return Schema(
         name=name,
         columns=tuple(rule.name for rule in rules),
         required=frozenset(rule.name for rule in rules if rule.required),
         _rules=rules,
+        attributes=attributes,
     )
 
 
@@ -96,6 +98,18 @@ SERVICES = _schema(
     _Column("name", required=True, max_length=200),
     _Column("category", max_length=100),
     _Column("description", max_length=2000),
+)
+
+
+# Hand edits of generated pages: `service` and `location` are slugs or `*` (every one);
+# `field` names a generated field (ingest/overrides.py checks it against the site).
+OVERRIDES = _schema(
+    "overrides",
+    _Column("service", required=True, max_length=paths.MAX_SLUG),
+    _Column("location", required=True, max_length=paths.MAX_SLUG),
+    _Column("field", required=True, max_length=100),
+    _Column("value", required=True, max_length=5000),
+    attributes=False,
 )
 
 
@@ -242,18 +256,25 @@ def _open_binary(path: Path) -> IO[bytes]:
 
 def _check_names(path: Path, schema: Schema, names: Sequence[str], what: str, fmt: str) -> None:
     """Raise SeedFileError with a readable diff when the names drift from the schema."""
-    allowed = set(schema.columns) | ({"attributes"} if fmt == "ndjson" else set())
+    extra = schema.attributes and fmt == "ndjson"
+    allowed = set(schema.columns) | ({"attributes"} if extra else set())
     present = set(names)
     missing = [column for column in schema.columns if column in schema.required - present]
-    unexpected = [n for n in dict.fromkeys(names) if n not in allowed and not _is_attribute(n)]
+    unexpected = [
+        n
+        for n in dict.fromkeys(names)
+        if n not in allowed and not (schema.attributes and _is_attribute(n))
+    ]
     duplicated = [name for name, count in Counter(names).items() if count > 1]
     if not (missing or unexpected or duplicated):
         return
     absent = [column for column in schema.columns if column not in present]
     attributes = (
-        "attr_* columns become attributes"
+        ""
+        if not schema.attributes
+        else " (attr_* columns become attributes)"
         if fmt == "csv"
-        else "attr_* keys and an attributes object become attributes"
+        else " (attr_* keys and an attributes object become attributes)"
     )
     lines = [f"{path}: {what} the {schema.name} schema"]
     if missing:
@@ -263,7 +284,7 @@ def _check_names(path: Path, schema: Schema, names: Sequence[str], what: str, fm
         lines.append(f"  unexpected: {described}")
     if duplicated:
         lines.append(f"  duplicated: {', '.join(_shown_name(name) for name in duplicated)}")
-    lines.append(f"  expected:   {', '.join(schema.columns)} ({attributes})")
+    lines.append(f"  expected:   {', '.join(schema.columns)}{attributes}")
     raise SeedFileError("\n".join(lines))
 
 
@@ -276,7 +297,7 @@ def _shown_name(name: str) -> str:
 
 
 def _describe_unexpected(name: str, absent: Sequence[str]) -> str:
-    if name.startswith("attr_"):
+    if name.startswith("attr_") and not _is_attribute(name):
         return f"{name} ({_ATTRIBUTE_RULE})"
     suggestion = _suggest(name, absent)
     if suggestion is None:
@@ -459,7 +480,8 @@ def _ndjson_item(schema: Schema, obj: Mapping[str, Any], line: int) -> Row | Rej
     reasons = [
         f"unknown field {_quote(key)}"
         for key in obj
-        if key not in schema.columns and key != "attributes" and not _is_attribute(key)
+        if key not in schema.columns
+        and not (schema.attributes and (key == "attributes" or _is_attribute(key)))
     ]
     parsed = _parse_columns(schema, obj, reasons)
     collected: dict[str, object] = {}

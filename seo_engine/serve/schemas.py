@@ -156,8 +156,16 @@ class PageDocument(BaseModel):
     meta_description: str
     h1: str
     intro: str
+    local_paragraph: str | None = Field(
+        None, description="A hand-written paragraph after the intro (an override); absent if none."
+    )
     sections: list[Section]
     faq: list[Question]
+    overridden: list[str] | None = Field(
+        None,
+        description="The fields set by hand (overrides), e.g. title, sections 2 body; absent "
+        "if none.",
+    )
     links: Links
     breadcrumbs: list[Crumb]
     json_ld: dict[str, Any] = Field(
