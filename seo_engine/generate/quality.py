@@ -61,6 +61,7 @@ _MIX = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1], dt
 _BIN_SHIFT = np.uint64(64 - PERMUTATIONS.bit_length() + 1)  # the top 6 bits pick the bin
 _COLUMNS = np.arange(PERMUTATIONS)
 _HALF, _LOW16, _LOW32 = np.uint64(32), np.uint64(0xFFFF), np.uint64(0xFFFFFFFF)
+_ONE = np.uint64(1)
 _FULL = np.iinfo(np.uint64).max
 _EMPTY = np.iinfo(np.uint16).max
 _NORMAL = re.compile(r"[^0-9a-z]+")
@@ -283,32 +284,42 @@ class WordReader:
         values its rows put in it) counts as its data."""
         hashes, counts = cut([text.encode() for text in texts])
         owner = np.repeat(np.arange(len(texts), dtype=np.uint64), counts)
-        query = (owner << _HALF) | hashes
-        hidden = _member(query, _keys(masked))
-        found = hidden | _member(query, _keys(data))
+        # One search for both: keys are (page << 32 | hash) << 1 | 0 for a masked word and
+        # | 1 for a data word, so a word's first key at or after (query << 1) is its masked
+        # key if it has one.
+        query = ((owner << _HALF) | hashes) << _ONE
+        keys = np.sort(np.concatenate([_keys(masked) << _ONE, (_keys(data) << _ONE) | _ONE]))
+        hidden, found = _member(query, keys)
         hashes[hidden] = MASK
         data_words = np.bincount(owner[found].astype(np.int64), minlength=len(texts))
         return Words(hashes, counts, data_words.astype(np.int64))
 
 
 def _keys(sets: Sequence[Sequence[Hashes]]) -> npt.NDArray[np.uint64]:
-    """Each page's words as (page << 32 | hash), sorted: one array to look all pages up in."""
+    """Each page's words as (page << 32 | hash), in no order."""
     parts = [part for words in sets for part in words]
     owner = np.repeat(
         np.arange(len(sets), dtype=np.uint64),
         [sum(len(part) for part in words) for words in sets],
     )
     merged = np.concatenate(parts).astype(np.uint64) if parts else np.zeros(0, np.uint64)
-    return np.sort((owner << _HALF) | merged)
+    keys: npt.NDArray[np.uint64] = (owner << _HALF) | merged
+    return keys
 
 
-def _member(query: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
-    """Which queries are among the sorted keys."""
+def _member(
+    query: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which queries (tag bit 0) are among the sorted tagged keys with tag 0 (masked), and
+    which with either tag (masked or data)."""
     if not len(keys):
-        return np.zeros(len(query), dtype=bool)
+        nothing = np.zeros(len(query), dtype=bool)
+        return nothing, nothing
     at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    found: npt.NDArray[np.bool_] = keys[at] == query
-    return found
+    first = keys[at]
+    masked: npt.NDArray[np.bool_] = first == query
+    either: npt.NDArray[np.bool_] = (first >> _ONE) == (query >> _ONE)
+    return masked, either
 
 
 def signatures(words: Words) -> Signature:
