@@ -309,7 +309,8 @@ def test_sigterm_lets_a_request_finish_cuts_an_export_and_closes_the_pool(
     connections = asyncio.run(
         afetch(
             fresh_dsn,
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'seo-engine'",
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'seo-engine' "
+            "AND datname = current_database()",
         )
     )
     assert connections[0]["n"] == 0
