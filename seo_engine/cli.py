@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sys
 import threading
@@ -26,6 +27,8 @@ from seo_engine.ingest.content import ContentError
 from seo_engine.ingest.dimensions import SeedOptions, SeedRejected, SeedReport
 from seo_engine.ingest.seedfile import SeedFileError, detect_format
 from seo_engine.ingest.sites import SiteError
+from seo_engine.publish import indexnow
+from seo_engine.publish.indexnow import IndexNowError
 from seo_engine.serve.preview import PreviewError
 from seo_engine.serve.server import ServeOptions, serve_app
 from seo_engine.serve.static_export import ExportError
@@ -68,6 +71,10 @@ overrides_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(overrides_app, name="overrides")
+indexnow_app = typer.Typer(
+    help="Tell search engines (IndexNow) which URLs changed or went away.", no_args_is_help=True
+)
+app.add_typer(indexnow_app, name="indexnow")
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -95,6 +102,7 @@ def reported_errors() -> Iterator[None]:
         GenerateError,
         ExportError,
         PreviewError,
+        IndexNowError,
     ) as error:
         fail(str(error), EXIT_DATA)
     except SeedRejected as error:
@@ -427,6 +435,53 @@ def overrides_stale(
         typer.echo(f"{accepted:,} field(s) marked reviewed", err=json_output)
     elif not rows and not json_output:
         typer.echo("no overridden field's template text changed since its override was set")
+
+
+@indexnow_app.command("push")
+def indexnow_push(
+    site: SiteOption = None,
+    batch: Annotated[
+        int, typer.Option(min=1, max=indexnow.MAX_URLS, help="URLs per request (at most 10,000).")
+    ] = indexnow.MAX_URLS,
+) -> None:
+    """Submit every URL that changed, appeared or went away since it was last accepted;
+    an unchanged page is never submitted again.
+
+    Example: seo-engine indexnow push
+    """
+    config = settings()
+    with reported_errors():
+        report = run(workflows.push_indexnow, config, site, batch)
+    typer.echo(
+        f"{report.site}: {report.submitted:,} URLs accepted ({report.gone:,} gone or out of "
+        f"the index) in {len(report.batches):,} batch(es); {report.requests:,} requests, "
+        f"{report.retries:,} retried"
+    )
+
+
+@indexnow_app.command("status")
+def indexnow_status(
+    site: SiteOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+) -> None:
+    """What the ledger holds: URLs submitted, failing, pending, and the last submission.
+
+    Example: seo-engine indexnow status
+    """
+    config = settings()
+    with reported_errors():
+        found = run(workflows.indexnow_status, config, site)
+    if json_output:
+        typer.echo(orjson.dumps(dataclasses.asdict(found)).decode())
+        return
+    if found.key is None:
+        typer.echo(f"{found.site}: no [indexnow] key in the site file")
+    last = found.last_submitted.isoformat(timespec="seconds") if found.last_submitted else "never"
+    typer.echo(
+        f"{found.site}: {found.submitted:,} URLs accepted ({found.gone:,} as gone), "
+        f"{found.failing:,} failing, {found.pending:,} pending; last accepted {last}"
+        + (f"; endpoint {found.endpoint}" if found.endpoint else "")
+    )
 
 
 @app.command()

@@ -11,6 +11,7 @@ from seo_engine.generate import audit, override_review, run
 from seo_engine.ingest import dimensions, overrides, sites
 from seo_engine.ingest.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
+from seo_engine.publish import indexnow
 from seo_engine.serve import preview, static_export
 from seo_engine.settings import Settings
 
@@ -149,3 +150,18 @@ async def stale_overrides(
         if not accept:
             return rows, 0
         return rows, await override_review.accept(connection, site.id, service, location)
+
+
+async def push_indexnow(
+    settings: Settings, site_slug: str | None, batch: int
+) -> indexnow.PushReport:
+    """Submit the site's changed URLs to its IndexNow endpoint."""
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        return await indexnow.push(connection, site, batch)
+
+
+async def indexnow_status(settings: Settings, site_slug: str | None) -> indexnow.Status:
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        return await indexnow.status(connection, site)

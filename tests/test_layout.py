@@ -8,9 +8,9 @@ from pathlib import Path
 import seo_engine
 
 PACKAGE = Path(seo_engine.__file__).parent
-# db -> ingest -> generate -> serve; the modules at the package root are shared facts
-# (settings, paths, etags, resources) or the command line over every stage.
-STAGES = ("db", "ingest", "generate", "serve")
+# db -> ingest -> generate -> publish -> serve; the modules at the package root are shared
+# facts (settings, paths, etags, resources) or the command line over every stage.
+STAGES = ("db", "ingest", "generate", "publish", "serve")
 SHARED = {"settings", "paths", "etags", "resources"}
 
 

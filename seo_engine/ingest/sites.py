@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,21 +22,24 @@ from seo_engine.ingest.content import ContentError, ContentTemplates
 
 UPSERT = """
 INSERT INTO sites (slug, name, base_url, domain, locale, path_pattern, content, content_version,
-                   favicon)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
+                   favicon, indexnow_key, indexnow_endpoint)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
 ON CONFLICT (slug) DO UPDATE SET
     name = excluded.name, base_url = excluded.base_url, domain = excluded.domain,
     locale = excluded.locale, path_pattern = excluded.path_pattern,
     content = excluded.content, content_version = excluded.content_version,
-    favicon = excluded.favicon, updated_at = now()
+    favicon = excluded.favicon, indexnow_key = excluded.indexnow_key,
+    indexnow_endpoint = excluded.indexnow_endpoint, updated_at = now()
 WHERE (sites.name, sites.base_url, sites.domain, sites.locale, sites.path_pattern,
-       sites.content_version, sites.favicon)
+       sites.content_version, sites.favicon, sites.indexnow_key, sites.indexnow_endpoint)
    IS DISTINCT FROM (excluded.name, excluded.base_url, excluded.domain, excluded.locale,
-       excluded.path_pattern, excluded.content_version, excluded.favicon)
+       excluded.path_pattern, excluded.content_version, excluded.favicon,
+       excluded.indexnow_key, excluded.indexnow_endpoint)
 RETURNING (xmax = 0) AS created
 """
 SELECT_COLUMNS = (
-    "id, slug, name, base_url, domain, locale, path_pattern, content, content_version, favicon_tag"
+    "id, slug, name, base_url, domain, locale, path_pattern, content, content_version, "
+    "favicon_tag, indexnow_key, indexnow_endpoint"
 )
 SELECT_FAVICON = "SELECT favicon, favicon_tag FROM sites WHERE id = $1"
 SELECT_ALL = f"SELECT {SELECT_COLUMNS} FROM sites ORDER BY id"  # noqa: S608 (constant)
@@ -74,6 +78,18 @@ QUALITY_RULES: dict[str, tuple[type, float]] = {
 }
 
 
+INDEXNOW_KEY = re.compile(r"[a-zA-Z0-9-]{8,128}")  # the protocol's key format
+INDEXNOW_ENDPOINT = "https://api.indexnow.org/indexnow"
+
+
+@dataclass(frozen=True)
+class IndexNow:
+    """A site's IndexNow key (served at /{key}.txt) and the endpoint its URLs go to."""
+
+    key: str
+    endpoint: str = INDEXNOW_ENDPOINT
+
+
 @dataclass(frozen=True)
 class Site:
     id: int
@@ -89,6 +105,7 @@ class Site:
     quality: QualityRules = field(default_factory=QualityRules)
     # A hash of the site's own favicon (stored in the database); None: the default icon.
     favicon_tag: str | None = None
+    indexnow: IndexNow | None = None  # the site file's [indexnow] table, if any
 
     def page_path(self, service_slug: str, location_slug: str) -> str:
         """The path of the page of a service in a location, by the site's path pattern."""
@@ -104,6 +121,7 @@ class SiteDefinition:
     path_pattern: str
     content: dict[str, Any]
     favicon: bytes | None = None  # the icon file the site file names, checked
+    indexnow: IndexNow | None = None
 
     @property
     def domain(self) -> str:
@@ -211,7 +229,24 @@ def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
         locale=_text(data, "locale", source, "en"),
         path_pattern=pattern,
         content=content,
+        indexnow=_indexnow(data.get("indexnow"), source),
     )
+
+
+def _indexnow(data: Any, source: str) -> IndexNow | None:
+    """The [indexnow] table: `key` (8-128 letters, digits or hyphens) and `endpoint`."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or set(data) - {"key", "endpoint"}:
+        raise SiteError(f"{source}: [indexnow] must be a table of key and endpoint")
+    key = data.get("key")
+    if not isinstance(key, str) or not INDEXNOW_KEY.fullmatch(key):
+        raise SiteError(f"{source}: [indexnow] key must be 8-128 letters, digits or hyphens")
+    endpoint = data.get("endpoint", INDEXNOW_ENDPOINT)
+    parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SiteError(f"{source}: [indexnow] endpoint must be an http(s) URL")
+    return IndexNow(key, endpoint)
 
 
 def read_favicon(site_file: Path, name: str) -> bytes:
@@ -272,6 +307,11 @@ def _site(row: asyncpg.Record) -> Site:
         options=options,
         quality=rules,
         favicon_tag=row["favicon_tag"],
+        indexnow=(
+            IndexNow(row["indexnow_key"], row["indexnow_endpoint"] or INDEXNOW_ENDPOINT)
+            if row["indexnow_key"]
+            else None
+        ),
     )
 
 
@@ -289,6 +329,8 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
             orjson.dumps(definition.content).decode(),
             definition.content_version,
             definition.favicon,
+            None if definition.indexnow is None else definition.indexnow.key,
+            None if definition.indexnow is None else definition.indexnow.endpoint,
         )
     except asyncpg.UniqueViolationError:
         raise SiteError(f"another site already uses the domain {definition.domain}") from None

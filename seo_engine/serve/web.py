@@ -53,6 +53,9 @@ def _variants(path: str) -> list[str]:
     return [variant for variant in dict.fromkeys((lower, toggled)) if variant and variant != path]
 
 
+KEY_HEADERS = {"Cache-Control": "public, max-age=3600"}
+
+
 @router.api_route("/{path:path}", methods=["GET", "HEAD"])
 async def serve(
     request: Request, path: str, pool: Pool, settings: AppSettings, resources: AnswerResources
@@ -66,6 +69,8 @@ async def serve(
         return Response("no site has been added yet", status_code=404, media_type="text/plain")
     if len(path) > MAX_PATH or "\x00" in path or "//" in path:
         return _not_found(site)
+    if site.indexnow is not None and path == f"/{site.indexnow.key}.txt":  # IndexNow's key
+        return Response(site.indexnow.key, media_type="text/plain", headers=KEY_HEADERS)
     if answers.site_by_host([site], host, path) is not None:  # a path of the page pattern
         conditions = answers.Conditions.read(request.scope)
         answer = await answers.page(resources, site, path, conditions)
