@@ -254,14 +254,7 @@ async def seed(
             await connection.execute("SET CONSTRAINTS ALL DEFERRED")
             await _stage(connection, schema, path, options, report, rejects, progress)
             late = await _whole_file_checks(connection, site, schema, options)
-            for rejected in late:
-                report.reject(rejected)
-                if rejects is not None:
-                    rejects.write(rejected)
-            if report.rejected > options.max_errors:
-                raise SeedRejected(report)
-            if late:
-                await connection.execute(DROP_LINES, [r.line for r in late])
+            await reject_late(connection, late, report, rejects, options.max_errors)
             if options.dry_run:
                 await _plan(connection, site, sql, options, report)
                 raise _DryRun
@@ -288,6 +281,25 @@ async def seed(
     if report.loaded and (report.inserted or report.updated or report.removed):
         await database.refresh_statistics(connection, schema.name)
     return report
+
+
+async def reject_late(
+    connection: Connection,
+    late: list[Rejected],
+    report: SeedReport,
+    rejects: RejectsWriter | None,
+    max_errors: int,
+) -> None:
+    """Count the rows the whole-file checks found bad (after the row checks' own), raise
+    SeedRejected when there are too many, and drop them from the stage otherwise."""
+    for rejected in late:
+        report.reject(rejected)
+        if rejects is not None:
+            rejects.write(rejected)
+    if report.rejected > max_errors:
+        raise SeedRejected(report)
+    if late:
+        await connection.execute(DROP_LINES, [r.line for r in late])
 
 
 class _DryRun(Exception):

@@ -19,7 +19,7 @@ from typing import Any
 from seo_engine import paths
 from seo_engine.db.database import Connection
 from seo_engine.ingest.content import SEPARATOR, ContentTemplates
-from seo_engine.ingest.dimensions import SeedOptions, SeedRejected, SeedReport
+from seo_engine.ingest.dimensions import STAGED_RECORD, SeedOptions, SeedReport, reject_late
 from seo_engine.ingest.seedfile import (
     OVERRIDES,
     Rejected,
@@ -55,8 +55,6 @@ LEFT JOIN services sv ON sv.site_id = $1 AND sv.slug = s.service
 LEFT JOIN locations l ON l.site_id = $1 AND l.slug = s.location
 WHERE (s.service <> '*' AND sv.id IS NULL) OR (s.location <> '*' AND l.id IS NULL)
 """
-STAGED_RECORD = "SELECT * FROM stage WHERE line = ANY($1::int[]) ORDER BY line"
-DROP_LINES = "DELETE FROM stage WHERE line = ANY($1::int[])"
 RESOLVE = """
 CREATE TEMP TABLE resolved ON COMMIT DROP AS
 SELECT sv.id AS service_id, l.id AS location_id, s.field, s.value
@@ -274,14 +272,7 @@ async def seed(
         async with connection.transaction():
             await _stage(connection, path, options, fields, report, rejects, progress)
             late = await _whole_file_checks(connection, site)
-            for rejected in late:
-                report.reject(rejected)
-                if rejects is not None:
-                    rejects.write(rejected)
-            if report.rejected > options.max_errors:
-                raise SeedRejected(report)
-            if late:
-                await connection.execute(DROP_LINES, [r.line for r in late])
+            await reject_late(connection, late, report, rejects, options.max_errors)
             await connection.execute(RESOLVE, site.id)
             if options.dry_run:
                 planned = await connection.fetchrow(PLAN, site.id)
