@@ -29,6 +29,7 @@ from seo_engine.ingest.seedfile import SeedFileError, detect_format
 from seo_engine.ingest.sites import SiteError
 from seo_engine.publish import indexnow
 from seo_engine.publish.indexnow import IndexNowError
+from seo_engine.publish.release import PublishBusy, PublishError
 from seo_engine.serve.preview import PreviewError
 from seo_engine.serve.server import ServeOptions, serve_app
 from seo_engine.serve.static_export import ExportError
@@ -93,7 +94,7 @@ def reported_errors() -> Iterator[None]:
         fail(str(error), EXIT_UNAVAILABLE)
     except MigrationError as error:
         fail(str(error), EXIT_SOFTWARE)
-    except GenerateBusy as error:
+    except (GenerateBusy, PublishBusy) as error:
         fail(str(error), EXIT_TEMPORARY)
     except (
         SiteError,
@@ -103,6 +104,7 @@ def reported_errors() -> Iterator[None]:
         ExportError,
         PreviewError,
         IndexNowError,
+        PublishError,
     ) as error:
         fail(str(error), EXIT_DATA)
     except SeedRejected as error:
@@ -712,3 +714,13 @@ def demo(
         show_generate(run(workflows.generate_pages, config, GenerateOptions(site=site.slug)))
         typer.echo(f"serving {site.name}: http://{host}:{port}/readyz  http://{host}:{port}/docs")
         serve_app(config, ServeOptions(host=host, port=port, workers=1))
+
+
+def _add_publishing() -> None:
+    """`seo-engine publish …` lives in its own module, which uses this one's helpers."""
+    from seo_engine.cli_publish import publish_app
+
+    app.add_typer(publish_app, name="publish")
+
+
+_add_publishing()

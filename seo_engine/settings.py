@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="Most live pages a worker indexes (8 bytes each) to answer conditional "
         "requests without the database (0: off); over it, 304s are checked in the database.",
     )
+    publish_interval: float = Field(
+        default=30.0,
+        ge=0,
+        le=86400,
+        description="Seconds between the server's checks for scheduled and drip pages that are "
+        "due to go live (0: the server publishes nothing; `seo-engine publish release` does).",
+    )
     robots_disallow_all: bool = Field(
         default=False, description="Staging: robots.txt disallows everything."
     )

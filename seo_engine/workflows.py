@@ -11,7 +11,7 @@ from seo_engine.generate import audit, override_review, run
 from seo_engine.ingest import dimensions, overrides, sites
 from seo_engine.ingest.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
-from seo_engine.publish import indexnow
+from seo_engine.publish import indexnow, plan, release
 from seo_engine.serve import preview, static_export
 from seo_engine.settings import Settings
 
@@ -155,9 +155,11 @@ async def stale_overrides(
 async def push_indexnow(
     settings: Settings, site_slug: str | None, batch: int
 ) -> indexnow.PushReport:
-    """Submit the site's changed URLs to its IndexNow endpoint."""
+    """Submit the site's changed URLs to its IndexNow endpoint (after publishing what is
+    due, which no server may have done)."""
     async with database.session(settings) as connection:
         site = await sites.find(connection, site_slug)
+        await release.release_due(connection, site, wait=True)
         return await indexnow.push(connection, site, batch)
 
 
@@ -165,3 +167,44 @@ async def indexnow_status(settings: Settings, site_slug: str | None) -> indexnow
     async with database.session(settings) as connection:
         site = await sites.find(connection, site_slug)
         return await indexnow.status(connection, site)
+
+
+async def publish_release(settings: Settings, site_slug: str | None) -> release.ReleaseReport:
+    """Publish what is due now: what the server does on its clock."""
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        report = await release.release_due(connection, site, wait=True)
+        assert report is not None
+        return report
+
+
+async def publish_change(
+    settings: Settings,
+    site_slug: str | None,
+    selection: release.Selection,
+    state: str,
+    publish_at: datetime | None,
+    dry_run: bool,
+) -> tuple[release.StepReport, int]:
+    """Put the selected pages into `state` (after publishing what is due); returns the
+    step and how many pages the selection holds."""
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        await release.release_due(connection, site, wait=True)
+        async with connection.transaction():
+            await release.lock(connection, site, wait=True)
+            release.check(site, state, publish_at, await connection.fetchval("SELECT now()"))
+            ids = await selection.ids(connection, site.id)
+            if dry_run:
+                return release.StepReport(site.slug, state), len(ids)
+            return await release.step(connection, site, ids, state, publish_at), len(ids)
+
+
+async def publish_status(settings: Settings, site_slug: str | None) -> plan.Status:
+    async with database.session(settings) as connection:
+        return await plan.status(connection, await sites.find(connection, site_slug))
+
+
+async def publish_preview(settings: Settings, site_slug: str | None, days: int) -> list[plan.Day]:
+    async with database.session(settings) as connection:
+        return await plan.preview(connection, await sites.find(connection, site_slug), days)

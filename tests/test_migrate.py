@@ -27,6 +27,7 @@ async def test_migrating_a_fresh_database_applies_every_migration(databases: Dat
             "overrides",
             "page_builds",
             "pages",
+            "publish_log",
             "redirects",
             "schema_migrations",
             "services",

@@ -138,10 +138,29 @@ def build(
     page["indexable"] = quality["indexable"]
     page["quality_score"] = quality["score"]
     page["quality"] = quality
+    return _finished(page, changed_at)
+
+
+def _finished(page: dict[str, Any], changed_at: datetime) -> tuple[bytes, bytes]:
+    """The document with its content hash (of everything before `updated_at` and `etag`)."""
     content_hash = hashlib.blake2b(orjson.dumps(page), digest_size=16).digest()
     page["updated_at"] = changed_at
     page["etag"] = etags.of_document(content_hash)
     return orjson.dumps(page), content_hash
+
+
+def relinked(
+    document: bytes, links: dict[str, Any], changed_at: datetime, *, stamp: bool = False
+) -> tuple[bytes, bytes] | None:
+    """A stored document with these links (when pages it links to go live or away), as
+    `build` would make it, updated at `changed_at`; None when its links are these already
+    (unless `stamp`: the page itself goes live, so its document shows the time it did)."""
+    page = orjson.loads(document)
+    if page["links"] == links and not stamp:
+        return None
+    del page["updated_at"], page["etag"]
+    page["links"] = links  # keeps its place among the keys
+    return _finished(page, changed_at)
 
 
 def ndjson(rows: list[asyncpg.Record]) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import orjson
 
 from seo_engine.generate import copyrows, documents, quality
 from seo_engine.generate.quality import DESCRIPTION_LIMIT, TITLE_LIMIT
+from seo_engine.generate.visibility import ALL_LIVE, Visibility
 from seo_engine.ingest.content import SEPARATOR, ContentTemplates, PageText, time_limit
 from seo_engine.ingest.neighbours import Point, distance_km
 from seo_engine.ingest.overrides import Applied, Fields, Overrides
@@ -196,6 +197,7 @@ class Neighbours:
         self, locations: npt.NDArray[np.int64], ids: npt.NDArray[np.int64], km: npt.NDArray[Any]
     ) -> None:
         """`locations`, `ids` and `km` side by side, sorted by location and rank."""
+        self.owners = locations.astype(np.int64)  # the location each neighbour is near
         self.ids = ids.astype(np.int64)
         self.km = km.astype(np.float64)
         starts = np.flatnonzero(np.r_[True, locations[1:] != locations[:-1]])[: len(locations)]
@@ -224,8 +226,10 @@ class PageBuilder:
         neighbours: Neighbours,
         changed_at: datetime,
         overrides: Overrides | None = None,
+        visibility: Visibility = ALL_LIVE,
     ) -> None:
         self.site = site
+        self.visibility = visibility  # which pages are live: the only ones linked to
         self.changed_at = changed_at  # updated_at of every page this run changes
         self.templates = ContentTemplates(site.content)
         self.overrides = overrides or Overrides()
@@ -445,17 +449,7 @@ class PageBuilder:
     ) -> tuple[bytes, bytes]:
         """A judged page's document, as stored and served, and its content hash."""
         text, local = self.page_text(texts)
-        close = self._close(location)
-        links = {
-            "nearby": [
-                {"path": self.path(service, n), "name": n.context["name"], "distance_km": round(km)}
-                for n, km in close
-            ],
-            "services": [
-                {"path": self.path(s, location), "name": s.context["name"]}
-                for s in self.siblings[service.id]
-            ],
-        }
+        links = self.links(service, location)
         fields = {
             "title": text.title,
             "meta_description": text.meta_description,
@@ -481,6 +475,44 @@ class PageBuilder:
             verdict.summary(near_path, similarity),
             self.changed_at,
         )
+
+    def links(self, service: Dimension, location: Dimension) -> dict[str, Any]:
+        """A page's internal links: the same service in the places nearest to it, and the
+        other services of its category in its place; only to pages that are live."""
+        live = self.visibility.live
+        return {
+            "nearby": [
+                {"path": self.path(service, n), "name": n.context["name"], "distance_km": round(km)}
+                for n, km in self._close(location)
+                if live(service.id, n.id)
+            ],
+            "services": [
+                {"path": self.path(s, location), "name": s.context["name"]}
+                for s in self.siblings[service.id]
+                if live(s.id, location.id)
+            ],
+        }
+
+    def linked_from(self, pages: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+        """The (service id, location id) of every page whose links may include one of
+        `pages`: the reverse of `links`."""
+        wanted = set(pages)
+        by_location: dict[int, list[int]] = {}
+        for service_id, location_id in wanted:
+            by_location.setdefault(location_id, []).append(service_id)
+        found: set[tuple[int, int]] = set()
+        near = self.neighbours
+        places = np.fromiter(by_location, np.int64, len(by_location))
+        for at in np.flatnonzero(np.isin(near.ids, places)).tolist():
+            source = int(near.owners[at])
+            found.update((service_id, source) for service_id in by_location[int(near.ids[at])])
+        listed_by: dict[int, list[int]] = {}
+        for service_id, siblings in self.siblings.items():
+            for sibling in siblings:
+                listed_by.setdefault(sibling.id, []).append(service_id)
+        for service_id, location_id in wanted:
+            found.update((other, location_id) for other in listed_by.get(service_id, ()))
+        return {(s, location) for s, location in found if location in self.location_by_id}
 
     def nearest(
         self,

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from seo_engine.db import copyguard, database
 from seo_engine.db.database import Connection
-from seo_engine.generate import copyrows, quality, spool
+from seo_engine.generate import copyrows, quality, spool, visibility
 from seo_engine.generate.pagebuild import (
     Dimension,
     LengthReport,
@@ -204,7 +204,8 @@ async def builder_for(
     ]
     neighbours = await _neighbours(connection, site)
     edits = await overrides.load(connection, site.id)
-    return PageBuilder(site, services, locations, neighbours, changed_at, edits)
+    live = await visibility.load(connection, site)
+    return PageBuilder(site, services, locations, neighbours, changed_at, edits, live)
 
 
 async def _neighbours(connection: Connection, site: sites.Site) -> Neighbours:

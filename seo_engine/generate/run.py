@@ -25,7 +25,7 @@ import numpy as np
 
 from seo_engine.db import changes, copyguard, database
 from seo_engine.db.database import Connection
-from seo_engine.generate import copyrows, override_review
+from seo_engine.generate import copyrows, override_review, visibility
 from seo_engine.generate.copyrows import COLUMNS
 from seo_engine.generate.pagebuild import LengthReport
 from seo_engine.generate.render_worker import (
@@ -375,6 +375,9 @@ async def generate(
         await transaction.start()
         if not await merger.fetchval(TRY_LOCK, GENERATE_LOCK_CLASS, site.id):
             raise GenerateBusy(f"another generate of site '{site.slug}' is running; try later")
+        # What is live stays as it is until this run commits; new pages start as the site says.
+        await merger.fetchval(visibility.HOLD_PUBLISH_LOCK, visibility.PUBLISH_LOCK_CLASS, site.id)
+        await merger.fetchval(visibility.NEW_PAGE_STATE, site.publishing.new_pages)
         stager = await database.connect(dsn, settings, bulk=True)
         stage = await _create_stage(stager, site)
         report = await _generate_locked(merger, stage, dsn, settings, site, options, progress_start)
@@ -466,6 +469,7 @@ async def _generate_locked(
             counts = await _merge(merger, site, stage)
             if report.inserted or counts[0]:  # new pages may take back a redirected path
                 await merger.execute(MERGE_LIVE_REDIRECTS, site.id)
+                await merger.execute(visibility.DRIP_CLOCK, site.id, None)  # may be queued
             if report.inserted or any(counts):  # API workers drop what they cached, at commit
                 await changes.notify(merger)
     except asyncpg.UniqueViolationError:

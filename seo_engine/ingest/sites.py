@@ -22,24 +22,26 @@ from seo_engine.ingest.content import ContentError, ContentTemplates
 
 UPSERT = """
 INSERT INTO sites (slug, name, base_url, domain, locale, path_pattern, content, content_version,
-                   favicon, indexnow_key, indexnow_endpoint)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
+                   favicon, indexnow_key, indexnow_endpoint, publishing)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12::jsonb)
 ON CONFLICT (slug) DO UPDATE SET
     name = excluded.name, base_url = excluded.base_url, domain = excluded.domain,
     locale = excluded.locale, path_pattern = excluded.path_pattern,
     content = excluded.content, content_version = excluded.content_version,
     favicon = excluded.favicon, indexnow_key = excluded.indexnow_key,
-    indexnow_endpoint = excluded.indexnow_endpoint, updated_at = now()
+    indexnow_endpoint = excluded.indexnow_endpoint, publishing = excluded.publishing,
+    updated_at = now()
 WHERE (sites.name, sites.base_url, sites.domain, sites.locale, sites.path_pattern,
-       sites.content_version, sites.favicon, sites.indexnow_key, sites.indexnow_endpoint)
+       sites.content_version, sites.favicon, sites.indexnow_key, sites.indexnow_endpoint,
+       sites.publishing)
    IS DISTINCT FROM (excluded.name, excluded.base_url, excluded.domain, excluded.locale,
        excluded.path_pattern, excluded.content_version, excluded.favicon,
-       excluded.indexnow_key, excluded.indexnow_endpoint)
+       excluded.indexnow_key, excluded.indexnow_endpoint, excluded.publishing)
 RETURNING (xmax = 0) AS created
 """
 SELECT_COLUMNS = (
     "id, slug, name, base_url, domain, locale, path_pattern, content, content_version, "
-    "favicon_tag, indexnow_key, indexnow_endpoint"
+    "favicon_tag, indexnow_key, indexnow_endpoint, publishing"
 )
 SELECT_FAVICON = "SELECT favicon, favicon_tag FROM sites WHERE id = $1"
 SELECT_ALL = f"SELECT {SELECT_COLUMNS} FROM sites ORDER BY id"  # noqa: S608 (constant)
@@ -90,6 +92,27 @@ class IndexNow:
     endpoint: str = INDEXNOW_ENDPOINT
 
 
+NEW_PAGE_STATES = ("live", "queued", "draft")
+RELEASE_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+MAX_PER_DAY = 1_000_000
+
+
+@dataclass(frozen=True)
+class Publishing:
+    """The site file's [publishing] table: the state new pages start in, and the drip: how
+    many queued pages go live a day (best quality first), and at what time (UTC)."""
+
+    new_pages: str = "live"  # live, queued (the drip backlog) or draft
+    per_day: int = 0  # 0: no drip; queued pages wait for `seo-engine publish`
+    at: str = "00:00"  # HH:MM, UTC: when each day's pages go live
+
+    @property
+    def release_minute(self) -> int:
+        """Minutes after midnight UTC of the daily release."""
+        hours, minutes = self.at.split(":")
+        return int(hours) * 60 + int(minutes)
+
+
 @dataclass(frozen=True)
 class Site:
     id: int
@@ -106,6 +129,7 @@ class Site:
     # A hash of the site's own favicon (stored in the database); None: the default icon.
     favicon_tag: str | None = None
     indexnow: IndexNow | None = None  # the site file's [indexnow] table, if any
+    publishing: Publishing = field(default_factory=Publishing)
 
     def page_path(self, service_slug: str, location_slug: str) -> str:
         """The path of the page of a service in a location, by the site's path pattern."""
@@ -122,6 +146,7 @@ class SiteDefinition:
     content: dict[str, Any]
     favicon: bytes | None = None  # the icon file the site file names, checked
     indexnow: IndexNow | None = None
+    publishing: Publishing = field(default_factory=Publishing)
 
     @property
     def domain(self) -> str:
@@ -230,7 +255,39 @@ def parse_definition(data: dict[str, Any], source: str) -> SiteDefinition:
         path_pattern=pattern,
         content=content,
         indexnow=_indexnow(data.get("indexnow"), source),
+        publishing=_publishing(data.get("publishing"), source),
     )
+
+
+def _publishing(data: Any, source: str) -> Publishing:
+    """The [publishing] table: `new_pages` (live, queued or draft), `per_day` (the drip's
+    pages a day) and `at` (its daily release time, HH:MM UTC)."""
+    if data is None:
+        return Publishing()
+    known = ("new_pages", "per_day", "at")
+    if not isinstance(data, dict):
+        raise SiteError(f"{source}: [publishing] must be a table of {', '.join(known)}")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise SiteError(
+            f"{source}: [publishing] has unknown option '{unknown[0]}' (known: {', '.join(known)})"
+        )
+    new_pages = data.get("new_pages", "live")
+    if new_pages not in NEW_PAGE_STATES:
+        raise SiteError(f"{source}: [publishing] new_pages must be one of live, queued, draft")
+    per_day = data.get("per_day", 0)
+    if isinstance(per_day, bool) or not isinstance(per_day, int) or not 0 <= per_day <= MAX_PER_DAY:
+        raise SiteError(
+            f"{source}: [publishing] per_day must be a whole number from 0 to {MAX_PER_DAY:,}"
+        )
+    at = data.get("at", "00:00")
+    if not isinstance(at, str) or not RELEASE_TIME.fullmatch(at):
+        raise SiteError(f"{source}: [publishing] at must be a time of day as HH:MM (UTC)")
+    if new_pages == "queued" and per_day == 0:
+        raise SiteError(
+            f'{source}: [publishing] new_pages = "queued" needs per_day, the pages to publish a day'
+        )
+    return Publishing(new_pages, per_day, at)
 
 
 def _indexnow(data: Any, source: str) -> IndexNow | None:
@@ -292,7 +349,7 @@ def _stored_rules(content: dict[str, Any]) -> tuple[GenerateOptions, QualityRule
 
 
 def _site(row: asyncpg.Record) -> Site:
-    content = orjson.loads(row["content"]) if isinstance(row["content"], str) else row["content"]
+    content = _json(row["content"])
     options, rules = _stored_rules(content)
     return Site(
         id=row["id"],
@@ -312,7 +369,13 @@ def _site(row: asyncpg.Record) -> Site:
             if row["indexnow_key"]
             else None
         ),
+        publishing=Publishing(**_json(row["publishing"])),
     )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads(value) if isinstance(value, str) else value
+    return loaded
 
 
 async def store(connection: Connection, definition: SiteDefinition) -> tuple[Site, str]:
@@ -331,6 +394,7 @@ async def store(connection: Connection, definition: SiteDefinition) -> tuple[Sit
             definition.favicon,
             None if definition.indexnow is None else definition.indexnow.key,
             None if definition.indexnow is None else definition.indexnow.endpoint,
+            orjson.dumps(dataclasses.asdict(definition.publishing)).decode(),
         )
     except asyncpg.UniqueViolationError:
         raise SiteError(f"another site already uses the domain {definition.domain}") from None
@@ -354,6 +418,7 @@ def as_defined(site: Site, definition: SiteDefinition) -> Site:
         content_version=definition.content_version,
         options=options,
         quality=rules,
+        publishing=definition.publishing,
     )
 
 

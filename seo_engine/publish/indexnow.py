@@ -21,6 +21,7 @@ import httpx
 
 from seo_engine.db import database
 from seo_engine.db.database import Connection
+from seo_engine.generate.visibility import SERVED
 from seo_engine.ingest.sites import Site
 
 MAX_URLS = 10_000  # per request, by the protocol
@@ -31,10 +32,10 @@ ACCEPTED = frozenset((200, 202))
 RESPONSE_CHARS = 200
 
 # Per path, the page row that decides (a live one before tombstones of the same path).
-PENDING_ROWS = """
+PENDING_ROWS = f"""
 SELECT path, hash FROM (
     SELECT DISTINCT ON (p.path) p.path,
-           CASE WHEN p.deleted_at IS NULL AND p.indexable THEN p.content_hash END AS hash,
+           CASE WHEN {SERVED} AND p.indexable THEN p.content_hash END AS hash,
            l.content_hash AS accepted, l.submitted_at IS NOT NULL AS known
     FROM pages p LEFT JOIN indexnow_ledger l ON l.site_id = p.site_id AND l.path = p.path
     WHERE p.site_id = $1
@@ -42,7 +43,7 @@ SELECT path, hash FROM (
 ) AS latest
 WHERE (hash IS NOT NULL AND accepted IS DISTINCT FROM hash)
    OR (hash IS NULL AND known AND accepted IS NOT NULL)
-"""
+"""  # noqa: S608 (constant)
 # A push takes the pending URLs once (one pass over the site's pages), then sends them.
 SNAPSHOT = f"""
 CREATE TEMP TABLE indexnow_pending AS

@@ -191,6 +191,7 @@ async def _filters(
     location: str | None,
     region: str | None,
     indexable: bool | None,
+    state: str | None = None,
 ) -> PageFilters | None:
     """Resolve slugs to ids; None when a named service or location does not exist."""
     service_id = location_id = None
@@ -202,10 +203,10 @@ async def _filters(
         location_id = await pages.dimension_id(connection, site.id, "location", location)
         if location_id is None:
             return None
-    return PageFilters(service_id, location_id, region, indexable)
+    return PageFilters(service_id, location_id, region, indexable, state)
 
 
-def _summary(api_base: str, site: Site, row: Any) -> dict[str, Any]:
+def _summary(api_base: str, site: Site, row: Any, waiting: bool = False) -> dict[str, Any]:
     item: dict[str, Any] = {
         "path": row["path"],
         "url": site.base_url + row["path"],
@@ -213,8 +214,17 @@ def _summary(api_base: str, site: Site, row: Any) -> dict[str, Any]:
         "location": row["location_slug"],
         "updated_at": row["updated_at"],
     }
-    if row["deleted_at"] is not None:
+    if row["deleted_at"] is not None and not waiting:
         item["deleted"] = True
+        return item
+    if waiting:  # asked for explicitly: not served, so no document URL
+        item.update(
+            title=row["title"],
+            meta_description=row["meta_description"],
+            indexable=row["indexable"],
+            state=row["state"],
+            publish_at=row["publish_at"],
+        )
         return item
     item.update(
         title=row["title"],
@@ -247,11 +257,18 @@ async def list_pages(
     location: SlugParam = None,
     region: Annotated[str | None, Query(max_length=20, pattern=TEXT_PATTERN)] = None,
     indexable: bool | None = None,
+    state: Annotated[
+        Literal["scheduled", "queued", "draft"] | None,
+        Query(description="Pages waiting to be published in this state (not served)."),
+    ] = None,
     updated_since: SinceParam = None,
     cursor: CursorParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     count: Literal["none", "estimated", "exact"] = "none",
 ) -> Response:
+    if state is not None and updated_since is not None:
+        detail = "state lists pages waiting to be published; use it without updated_since"
+        return problems.problem(400, detail)
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
     since = _aware(updated_since) if updated_since else None
     key = await cursor_key(request, pool, settings.acquire_timeout)
@@ -264,12 +281,13 @@ async def list_pages(
             location,
             region,
             indexable,
+            state,
             since.isoformat() if since else None,
         )
     )
     position = cursors.decode(key, query, cursor) if cursor else None
     async with database.acquire(pool, settings.acquire_timeout) as connection:
-        filters = await _filters(connection, chosen, service, location, region, indexable)
+        filters = await _filters(connection, chosen, service, location, region, indexable, state)
         if filters is None:
             rows: list[Any] = []
         elif since is None:
@@ -298,7 +316,7 @@ async def list_pages(
     next_url = _next_url(request, next_cursor)
     api_base = str(request.base_url).rstrip("/") + router.prefix
     body: dict[str, Any] = {
-        "items": [_summary(api_base, chosen, row) for row in rows],
+        "items": [_summary(api_base, chosen, row, state is not None) for row in rows],
         "next_cursor": next_cursor,
         "next": next_url,
     }

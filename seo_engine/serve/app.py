@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from seo_engine import __version__
 from seo_engine.db import changes, database
+from seo_engine.publish import release
 from seo_engine.serve import answers, api, favicon, handlers, hotpath, operations, sitemaps, web
 from seo_engine.serve.compression import Compression
 from seo_engine.serve.directory import SiteDirectory
@@ -69,20 +70,24 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
             app.state.page_cache,
             app.state.validators,
         )
-        listener = None
+        tasks = []
         if settings.page_cache_seconds > 0:
-            watchers = (app.state.page_cache, app.state.validators)
-            listener = asyncio.create_task(changes.listen(dsn, settings, *watchers))
+            watchers = (app.state.page_cache, app.state.validators, app.state.shards)
+            tasks.append(asyncio.create_task(changes.listen(dsn, settings, *watchers)))
+        if settings.publish_interval > 0:  # scheduled and drip pages go live on their own
+            tasks.append(
+                asyncio.create_task(release.keep_releasing(pool, settings.publish_interval))
+            )
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
             yield
         finally:
             await app.state.sites.close()
             await app.state.validators.close()
-            if listener is not None:
-                listener.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                    await task
             try:
                 await asyncio.wait_for(pool.close(), timeout=POOL_CLOSE_SECONDS)
             except TimeoutError:  # e.g. a database that stopped answering

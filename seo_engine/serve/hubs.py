@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seo_engine.db.database import Connection
+from seo_engine.generate.visibility import SERVED
 
 HUB_PAGE_SIZE = 500
 TOP_REGIONS = 40
@@ -37,27 +38,27 @@ SELECT slug, name, {REGION_NAME} AS region
 FROM locations WHERE site_id = $1 AND {REGION_SLUG} = $2
 ORDER BY population DESC, id
 """  # noqa: S608 (constant fragments)
-SERVICE_LOCATIONS = """
+SERVICE_LOCATIONS = f"""
 SELECT p.path, l.name, CASE WHEN l.country_code = 'US' THEN l.region_code
        ELSE coalesce(nullif(l.region_name, ''), l.country_code) END AS area
 FROM pages p JOIN locations l ON l.id = p.location_id
-WHERE p.site_id = $1 AND p.service_id = $2 AND p.deleted_at IS NULL
+WHERE p.site_id = $1 AND p.service_id = $2 AND {SERVED}
 ORDER BY l.population DESC, l.id
 LIMIT $3 OFFSET $4
-"""
-SERVICE_PAGE_COUNT = """
-SELECT count(*) FROM pages WHERE site_id = $1 AND service_id = $2 AND deleted_at IS NULL
-"""
+"""  # noqa: S608 (constant)
+SERVICE_PAGE_COUNT = f"""
+SELECT count(*) FROM pages p WHERE site_id = $1 AND service_id = $2 AND {SERVED}
+"""  # noqa: S608 (constant)
 LOCATION = """
 SELECT id, slug, name, population, CASE WHEN country_code = 'US' THEN region_code
        ELSE coalesce(nullif(region_name, ''), country_code) END AS area
 FROM locations WHERE site_id = $1 AND slug = $2
 """
-LOCATION_SERVICES = """
+LOCATION_SERVICES = f"""
 SELECT p.path, s.name FROM pages p JOIN services s ON s.id = p.service_id
-WHERE p.site_id = $1 AND p.location_id = $2 AND p.deleted_at IS NULL
+WHERE p.site_id = $1 AND p.location_id = $2 AND {SERVED}
 ORDER BY s.name
-"""
+"""  # noqa: S608 (constant)
 
 
 @dataclass(frozen=True)

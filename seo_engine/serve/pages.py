@@ -11,40 +11,41 @@ import asyncpg
 import orjson
 
 from seo_engine.db.database import Connection
+from seo_engine.generate.visibility import SERVED
 from seo_engine.ingest.sites import Site
 
 # Pages by (site, path), many at a time: concurrent requests share one query (lookups.py).
 # The document is stored as served (documents.py), so reading it builds nothing.
-PAGES_BY_PATHS = """
+PAGES_BY_PATHS = f"""
 SELECT k.site_id, k.path, p.document, p.content_hash, p.updated_at, p.indexable
 FROM unnest($1::int[], $2::text[]) AS k(site_id, path)
-JOIN pages p ON p.site_id = k.site_id AND p.path = k.path AND p.deleted_at IS NULL
-"""
+JOIN pages p ON p.site_id = k.site_id AND p.path = k.path AND {SERVED}
+"""  # noqa: S608 (constant)
 # Only what a conditional request needs: no document is read.
-VERSIONS_BY_PATHS = """
+VERSIONS_BY_PATHS = f"""
 SELECT k.site_id, k.path, p.content_hash, p.updated_at, p.indexable
 FROM unnest($1::int[], $2::text[]) AS k(site_id, path)
-JOIN pages p ON p.site_id = k.site_id AND p.path = k.path AND p.deleted_at IS NULL
-"""
-PAGE_VERSION_BY_PATH = """
-SELECT content_hash, updated_at, indexable FROM pages
-WHERE site_id = $1 AND path = $2 AND deleted_at IS NULL
-"""
+JOIN pages p ON p.site_id = k.site_id AND p.path = k.path AND {SERVED}
+"""  # noqa: S608 (constant)
+PAGE_VERSION_BY_PATH = f"""
+SELECT content_hash, updated_at, indexable FROM pages p
+WHERE site_id = $1 AND path = $2 AND {SERVED}
+"""  # noqa: S608 (constant)
 # Every live page's validator fingerprint (validators.py): the first 8 bytes of
 # md5('<site id> <path> <content hash hex>') as a signed int8, sent as big-endian bytes in
 # ascending order. 64 rows, one per value of the top 6 bits, so that no single value is
 # huge and the rows concatenate in order. An index-only scan of pages_site_path.
-VALIDATOR_FINGERPRINTS = """
+VALIDATOR_FINGERPRINTS = f"""
 SELECT string_agg(int8send(fingerprint), ''::bytea ORDER BY fingerprint) AS fingerprints
 FROM (
     SELECT ('x' || left(md5(site_id || ' ' || path || ' ' || encode(content_hash, 'hex')), 16))
         ::bit(64)::bigint AS fingerprint
-    FROM pages WHERE deleted_at IS NULL
+    FROM pages p WHERE {SERVED}
     LIMIT $1
 ) AS live
 GROUP BY fingerprint >> 58
 ORDER BY fingerprint >> 58
-"""
+"""  # noqa: S608 (constant)
 # Seconds it may take: about 12 for the 4.1 million bundled pages, a minute or more right
 # after a generate, before autovacuum has marked the table all-visible.
 VALIDATOR_FINGERPRINTS_SECONDS = 600
@@ -69,10 +70,13 @@ FILTER_SQL = {
         "p.location_id IN (SELECT id FROM locations WHERE site_id = $1 AND region_code = ${n})"
     ),
     "indexable": "p.indexable = ${n}",
+    "state": "p.state = ${n}",
 }
-SUMMARY_COLUMNS = """
-p.id, p.path, p.title, p.meta_description, p.indexable, p.updated_at, p.deleted_at,
-s.slug AS service_slug, l.slug AS location_slug
+# A page not served (removed, or waiting to be published) is a tombstone in the change feed.
+SUMMARY_COLUMNS = f"""
+p.id, p.path, p.title, p.meta_description, p.indexable, p.updated_at,
+CASE WHEN NOT ({SERVED}) THEN coalesce(p.deleted_at, p.updated_at) END AS deleted_at,
+p.state, p.publish_at, s.slug AS service_slug, l.slug AS location_slug
 """
 LIST_FROM = """
 FROM pages p
@@ -83,15 +87,15 @@ TOMBSTONE = """
 convert_to(json_build_object('path', p.path, 'url', $2 || p.path, 'deleted', true,
                              'updated_at', p.updated_at)::text, 'UTF8')
 """
-EXPORT_LIVE = """
+EXPORT_LIVE = f"""
 SELECT p.id, p.path, p.updated_at, p.content_hash, p.document
 FROM pages p
-WHERE p.site_id = $1 AND p.deleted_at IS NULL AND p.id > $2
+WHERE p.site_id = $1 AND {SERVED} AND p.id > $2
 ORDER BY p.id LIMIT $3
-"""
+"""  # noqa: S608 (constant)
 EXPORT_CHANGES = f"""
 SELECT p.id, p.path, p.updated_at, p.content_hash,
-       CASE WHEN p.deleted_at IS NULL THEN p.document ELSE {TOMBSTONE} END AS document
+       CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
 FROM pages p
 WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($3::timestamptz, $4::bigint)
 ORDER BY p.updated_at, p.id LIMIT $5
@@ -104,6 +108,7 @@ class PageFilters:
     location_id: int | None = None
     region: str | None = None
     indexable: bool | None = None
+    state: str | None = None  # asked for explicitly: pages in this state (else live ones)
 
     def where(self, site_id: int) -> tuple[str, list[Any]]:
         """The WHERE conditions (site first) and their arguments, for the filters in use."""
@@ -169,11 +174,13 @@ async def dimension_id(connection: Connection, site_id: int, kind: str, slug: st
 async def list_live(
     connection: Connection, site_id: int, filters: PageFilters, after_id: int, limit: int
 ) -> list[asyncpg.Record]:
-    """Live pages in id order after `after_id` (keyset)."""
+    """Live pages in id order after `after_id` (keyset); with `filters.state`, the pages
+    in that state instead."""
     where, arguments = filters.where(site_id)
+    served = SERVED if filters.state is None else "p.deleted_at IS NULL"
     n = len(arguments)
     query = (
-        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND p.deleted_at IS NULL "
+        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND {served} "
         f"AND p.id > ${n + 1} ORDER BY p.id LIMIT ${n + 2}"
     )
     return await connection.fetch(query, *arguments, after_id, limit)
@@ -207,7 +214,7 @@ async def count(
     """Exact count, or the planner's estimate (cheap at any size, and marked as such)."""
     where, arguments = filters.where(site_id)
     if since is None:
-        where += " AND p.deleted_at IS NULL"
+        where += " AND " + (SERVED if filters.state is None else "p.deleted_at IS NULL")
     else:
         arguments.append(since)
         where += f" AND p.updated_at >= ${len(arguments)}"

@@ -72,6 +72,10 @@ class PageSummary(BaseModel):
     updated_at: datetime
     deleted: bool = Field(False, description="True for a tombstone (only with updated_since).")
     document: str | None = Field(None, description="API URL of the whole page document.")
+    state: Literal["scheduled", "queued", "draft"] | None = Field(
+        None, description="With `state`: the page's publishing state (it is not served)."
+    )
+    publish_at: datetime | None = Field(None, description="When a scheduled page goes live.")
 
 
 class PageList(Listing):

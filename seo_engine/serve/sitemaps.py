@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from seo_engine import etags
 from seo_engine.db import database
 from seo_engine.db.database import Connection
+from seo_engine.generate.visibility import SERVED
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import hubs
 from seo_engine.serve.dependencies import AppSettings, Pool
@@ -48,15 +49,15 @@ SELECT shard, min(id) AS first_id, max(id) AS last_id, max(updated_at) AS lastmo
        count(*) AS urls
 FROM (
     SELECT id, updated_at, (row_number() OVER (ORDER BY id) - 1) / {URLS_PER_SHARD} AS shard
-    FROM pages WHERE site_id = $1 AND deleted_at IS NULL AND indexable
+    FROM pages p WHERE site_id = $1 AND {SERVED} AND indexable
 ) numbered
 GROUP BY shard ORDER BY shard
 """  # noqa: S608 (constant)
-SHARD_URLS = """
-SELECT id, path, updated_at FROM pages
-WHERE site_id = $1 AND id > $2 AND id <= $3 AND deleted_at IS NULL AND indexable
+SHARD_URLS = f"""
+SELECT id, path, updated_at FROM pages p
+WHERE site_id = $1 AND id > $2 AND id <= $3 AND {SERVED} AND indexable
 ORDER BY id LIMIT $4
-"""
+"""  # noqa: S608 (constant)
 HUB_PATHS = """
 SELECT '/' || slug || '/' AS path, updated_at FROM services WHERE site_id = $1
 UNION ALL
@@ -81,10 +82,14 @@ class Shard:
 
 
 class ShardCache:
-    """Per-site shard boundaries, so the index and each shard agree for a minute."""
+    """Per-site shard boundaries, so the index and each shard agree for a minute, or until
+    the pages change (a generate, or pages going live)."""
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[float, list[Shard]]] = {}
+
+    def pages_changed(self, listening: bool) -> None:
+        self._entries.clear()
 
     async def shards(self, connection: Connection, site_id: int) -> list[Shard]:
         cached = self._entries.get(site_id)
