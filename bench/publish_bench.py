@@ -28,9 +28,9 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import generate_bench as gb  # noqa: E402 (a sibling script, not a package)
+import generate_bench as gb
 
-from seo_engine.db.embedded import EmbeddedError  # noqa: E402
+from seo_engine.db.embedded import EmbeddedError
 
 PLAIN_DB = gb.BENCH_DB
 PUBLISHING_DB = "seo_engine_bench_publishing"
