@@ -28,7 +28,7 @@ from seo_engine.ingest.dimensions import SeedOptions, SeedRejected, SeedReport
 from seo_engine.ingest.seedfile import SeedFileError, detect_format
 from seo_engine.ingest.sites import SiteError
 from seo_engine.publish import indexnow
-from seo_engine.publish.indexnow import IndexNowError
+from seo_engine.publish.indexnow import IndexNowBusy, IndexNowError
 from seo_engine.publish.release import PublishBusy, PublishError
 from seo_engine.serve.preview import PreviewError
 from seo_engine.serve.server import ServeOptions, serve_app
@@ -94,7 +94,7 @@ def reported_errors() -> Iterator[None]:
         fail(str(error), EXIT_UNAVAILABLE)
     except MigrationError as error:
         fail(str(error), EXIT_SOFTWARE)
-    except (GenerateBusy, PublishBusy) as error:
+    except (GenerateBusy, PublishBusy, IndexNowBusy) as error:
         fail(str(error), EXIT_TEMPORARY)
     except (
         SiteError,

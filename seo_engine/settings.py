@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description="Seconds between the server's checks for scheduled and drip pages that are "
         "due to go live (0: the server publishes nothing; `seo-engine publish release` does).",
     )
+    indexnow_interval: float = Field(
+        default=0.0,
+        ge=0,
+        le=86400,
+        description="Seconds between the server's IndexNow pushes of sites with a key "
+        "(0: none; `seo-engine indexnow push` sends them).",
+    )
     robots_disallow_all: bool = Field(
         default=False, description="Staging: robots.txt disallows everything."
     )

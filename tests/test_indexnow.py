@@ -192,3 +192,27 @@ def test_a_push_killed_mid_way_loses_nothing_and_resends_nothing_accepted(
     # recorded, so they go again; the recorded first batch never does.
     assert sorted(set(resent)) == expected[2:]
     assert not set(first) & set(resent)
+
+
+def test_the_server_pushes_in_the_background_when_configured(
+    site_dsn: str, tmp_path: Path, endpoint: Endpoint
+) -> None:
+    with_key(site_dsn, tmp_path, endpoint)
+    expected = live_urls(site_dsn)
+    asyncio.run(_pushed_by_the_server(site_dsn, endpoint, expected))
+    # A command finds nothing left to send, and the ledger holds every URL once.
+    again = push(site_dsn)
+    assert again.stdout.startswith("testsite: 0 URLs accepted"), again.output
+
+
+async def _pushed_by_the_server(dsn: str, endpoint: Endpoint, expected: list[str]) -> None:
+    from seo_engine.serve.app import create_app
+    from tests.conftest import _client, make_settings
+
+    async for _ in _client(create_app(make_settings(dsn, indexnow_interval=0.2))):
+        deadline = time.monotonic() + 20
+        while sorted(endpoint.urls()) != expected:
+            assert time.monotonic() < deadline, endpoint.urls()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # later rounds find nothing pending
+    assert sorted(endpoint.urls()) == expected

@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 
 from seo_engine.db import database
 from seo_engine.db.database import Connection
 from seo_engine.generate.visibility import SERVED
+from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
 
 MAX_URLS = 10_000  # per request, by the protocol
@@ -75,6 +78,19 @@ FROM indexnow_ledger WHERE site_id = $1
 class IndexNowError(Exception):
     """The endpoint refused the submission for good (bad key, wrong host, bad request), or
     kept failing; what was accepted before is recorded."""
+
+
+class IndexNowBusy(IndexNowError):
+    """Another push of the site is running (the server's, or another command's)."""
+
+
+# One push of a site at a time (a session lock: a push commits batch by batch), so that two
+# pushes never send the same pending URLs.
+PUSH_LOCK_CLASS = 0x5E10
+TRY_PUSH_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
+PUSH_UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
+INDEXNOW_SITES = "SELECT slug FROM sites WHERE indexnow_key IS NOT NULL ORDER BY id"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -162,6 +178,25 @@ async def push(
     the endpoint refuses a batch (the batches before it stay recorded)."""
     if site.indexnow is None:
         raise IndexNowError(f"site '{site.slug}' has no [indexnow] key in its site file")
+    if not await connection.fetchval(TRY_PUSH_LOCK, PUSH_LOCK_CLASS, site.id):
+        raise IndexNowBusy(f"another IndexNow push of site '{site.slug}' is running")
+    try:
+        return await _push(connection, site, batch, backoff, sleep, client)
+    finally:
+        if not connection.is_closed():
+            with contextlib.suppress(*database.ANY_FAILURE):
+                await connection.fetchval(PUSH_UNLOCK, PUSH_LOCK_CLASS, site.id)
+
+
+async def _push(
+    connection: Connection,
+    site: Site,
+    batch: int,
+    backoff: float,
+    sleep: Callable[[float], Awaitable[None]],
+    client: httpx.AsyncClient | None,
+) -> PushReport:
+    assert site.indexnow is not None
     report = PushReport(site.slug)
     owned = client is None
     client = client or httpx.AsyncClient(timeout=30, headers={"User-Agent": "seo-engine"})
@@ -205,6 +240,27 @@ async def push(
             with contextlib.suppress(*database.ANY_FAILURE):  # the error raised comes first
                 await connection.execute(DROP_SNAPSHOT)
     return report
+
+
+async def keep_pushing(pool: asyncpg.Pool, interval: float) -> None:
+    """The server's IndexNow clock: every `interval` seconds, push each site with a key
+    (one worker at a time: the others find the push lock taken), until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with pool.acquire() as connection:
+                for row in await connection.fetch(INDEXNOW_SITES):
+                    site = await sites.find(connection, row["slug"])
+                    with contextlib.suppress(IndexNowBusy):
+                        report = await push(connection, site)
+                        if report.submitted:
+                            log.info(
+                                "IndexNow: %d URL(s) of %s accepted", report.submitted, site.slug
+                            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("IndexNow push failed; trying again", exc_info=True)
 
 
 async def status(connection: Connection, site: Site) -> Status:

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from seo_engine import __version__
 from seo_engine.db import changes, database
-from seo_engine.publish import release
+from seo_engine.publish import indexnow, release
 from seo_engine.serve import answers, api, favicon, handlers, hotpath, operations, sitemaps, web
 from seo_engine.serve.compression import Compression
 from seo_engine.serve.directory import SiteDirectory
@@ -77,6 +77,10 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
         if settings.publish_interval > 0:  # scheduled and drip pages go live on their own
             tasks.append(
                 asyncio.create_task(release.keep_releasing(pool, settings.publish_interval))
+            )
+        if settings.indexnow_interval > 0:  # the URLs that changed go to search engines
+            tasks.append(
+                asyncio.create_task(indexnow.keep_pushing(pool, settings.indexnow_interval))
             )
         log.info("database pool ready (max %d connections)", settings.pool_max_size)
         try:
