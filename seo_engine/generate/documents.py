@@ -168,7 +168,10 @@ def ndjson(rows: list[asyncpg.Record]) -> bytes:
     return b"".join(row["document"] + b"\n" for row in rows)
 
 
-def next_position(rows: list[asyncpg.Record], by_update: bool) -> tuple[Any, ...]:
-    """The keyset position after the last row: (id,) or (updated_at, id)."""
+def next_position(rows: list[asyncpg.Record], position: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The keyset position after the last row, of the same kind as `position`: (id,),
+    (updated_at, id), or (snapshot, change_xid, id)."""
     last = rows[-1]
-    return (last["updated_at"], last["id"]) if by_update else (last["id"],)
+    if len(position) == 3:
+        return (position[0], last["change_xid"], last["id"])
+    return (last["updated_at"], last["id"]) if len(position) == 2 else (last["id"],)

@@ -16,6 +16,7 @@ from seo_engine.db import database
 from seo_engine.generate import documents
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import answers, cursors, pages, problems, schemas
+from seo_engine.serve import sync as sync_tokens
 from seo_engine.serve.cursors import CursorError
 from seo_engine.serve.dependencies import AnswerResources, AppSettings, Pool
 from seo_engine.serve.directory import SiteDirectory
@@ -239,13 +240,25 @@ def _summary(api_base: str, site: Site, row: Any, waiting: bool = False) -> dict
     return item
 
 
+SyncParam = Annotated[
+    str | None,
+    Query(
+        max_length=cursors.MAX_CURSOR_CHARS,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `sync_token` of your last sync: every change since (docs/sync.md).",
+    ),
+]
+
+
 @router.get(
     "/pages",
     response_model=schemas.PageList,
     summary="Pages of a site in a stable order, by cursor",
     description=(
-        "Keyset pagination: by id, or by (updated_at, id) with `updated_since`, which also "
-        "returns tombstones of removed pages. `count=estimated` comes from the planner."
+        "Keyset pagination: by id; with `sync` (a token from an earlier response), every "
+        "page changed since, tombstones included; with `updated_since`, by (updated_at, id). "
+        "Every response carries `sync_token` (and the Sync-Token header) to resume from. "
+        "`count=estimated` comes from the planner."
     ),
 )
 async def list_pages(
@@ -261,48 +274,40 @@ async def list_pages(
         Literal["scheduled", "queued", "draft"] | None,
         Query(description="Pages waiting to be published in this state (not served)."),
     ] = None,
+    sync: SyncParam = None,
     updated_since: SinceParam = None,
     cursor: CursorParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     count: Literal["none", "estimated", "exact"] = "none",
 ) -> Response:
-    if state is not None and updated_since is not None:
-        detail = "state lists pages waiting to be published; use it without updated_since"
-        return problems.problem(400, detail)
+    clash = _clash(state=state, sync=sync, updated_since=updated_since, indexable=indexable)
+    if clash:
+        return problems.problem(400, clash)
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
     since = _aware(updated_since) if updated_since else None
     key = await cursor_key(request, pool, settings.acquire_timeout)
+    filters_key = (service, location, region)
     query = "|".join(
         str(part)
         for part in (
             "pages",
             chosen.id,
-            service,
-            location,
-            region,
+            *filters_key,
             indexable,
             state,
+            sync,
             since.isoformat() if since else None,
         )
     )
     position = cursors.decode(key, query, cursor) if cursor else None
+    token_query = sync_tokens.fingerprint(chosen.id, *filters_key)
+    seen = None if sync is None else sync_tokens.snapshot_of(key, token_query, sync)
     async with database.acquire(pool, settings.acquire_timeout) as connection:
+        # The snapshot before the first page's read: the token every page of this list
+        # hands out (a later page carries it in its cursor).
+        snapshot = position[0] if position else await sync_tokens.current_snapshot(connection)
         filters = await _filters(connection, chosen, service, location, region, indexable, state)
-        if filters is None:
-            rows: list[Any] = []
-        elif since is None:
-            after = position[0] if position else 0
-            if not isinstance(after, int):
-                raise CursorError("cursor is not valid")
-            rows = await pages.list_live(connection, chosen.id, filters, after, limit + 1)
-        else:
-            start = (since, 0)
-            if position:
-                try:
-                    start = (datetime.fromisoformat(position[0]), int(position[1]))
-                except (ValueError, TypeError, IndexError):
-                    raise CursorError("cursor is not valid") from None
-            rows = await pages.list_changes(connection, chosen.id, filters, start, limit + 1)
+        rows = await _page_rows(connection, chosen, filters, since, seen, position, limit + 1)
         total = None
         if count != "none" and filters is not None:
             total = await pages.count(connection, chosen.id, filters, since, count == "exact")
@@ -311,19 +316,67 @@ async def list_pages(
     next_cursor = None
     if more:
         last = rows[-1]
-        at = [last["id"]] if since is None else [last["updated_at"].isoformat(), last["id"]]
-        next_cursor = cursors.encode(key, query, at)
+        if since is not None:
+            at = [last["updated_at"].isoformat(), last["id"]]
+        elif seen is not None:
+            at = [last["change_xid"], last["id"]]
+        else:
+            at = [last["id"]]
+        next_cursor = cursors.encode(key, query, [snapshot, *at])
     next_url = _next_url(request, next_cursor)
     api_base = str(request.base_url).rstrip("/") + router.prefix
+    token = sync_tokens.issue(key, token_query, snapshot)
     body: dict[str, Any] = {
         "items": [_summary(api_base, chosen, row, state is not None) for row in rows],
         "next_cursor": next_cursor,
         "next": next_url,
+        "sync_token": token,
     }
     if count != "none":
         body["count"] = total or 0
         body["count_type"] = count
-    return json_response(body, headers=_listing_headers(next_url))
+    headers = _listing_headers(next_url) | {sync_tokens.HEADER: token}
+    return json_response(body, headers=headers)
+
+
+def _clash(**given: object) -> str | None:
+    """Parameters that cannot go together, named."""
+    if given["state"] is not None and (given["sync"] or given["updated_since"]):
+        return "state lists pages waiting to be published; use it without sync or updated_since"
+    if given["sync"] is not None and given["updated_since"] is not None:
+        return "use sync or updated_since, not both"
+    if given["sync"] is not None and given["indexable"] is not None:
+        return (
+            "indexable cannot be combined with sync (a page leaving the index would be "
+            "missed): filter on your side"
+        )
+    return None
+
+
+async def _page_rows(
+    connection: database.Connection,
+    site: Site,
+    filters: PageFilters | None,
+    since: datetime | None,
+    seen: str | None,
+    position: list[Any] | None,
+    limit: int,
+) -> list[Any]:
+    """One page of the list: by id, by (updated_at, id), or what `seen` did not see."""
+    if filters is None:
+        return []
+    at = position[1:] if position else None
+    try:
+        if since is not None:
+            start = (datetime.fromisoformat(at[0]), int(at[1])) if at else (since, 0)
+            return await pages.list_changes(connection, site.id, filters, start, limit)
+        if seen is not None:
+            after = (str(at[0]), int(at[1])) if at else sync_tokens.FIRST
+            return await pages.list_unseen(connection, site.id, filters, seen, after, limit)
+        after_id = int(at[0]) if at else 0
+    except (ValueError, TypeError, IndexError):
+        raise CursorError("cursor is not valid") from None
+    return await pages.list_live(connection, site.id, filters, after_id, limit)
 
 
 @router.get(
@@ -366,8 +419,10 @@ class ExportSlots:
 class _ExportStream(StreamingResponse):
     """The export's response: gives its slot back when it ends, however it ends."""
 
-    def __init__(self, lines: AsyncIterator[bytes], slots: ExportSlots) -> None:
-        super().__init__(lines, media_type=NDJSON, headers={"Cache-Control": "no-store"})
+    def __init__(
+        self, lines: AsyncIterator[bytes], slots: ExportSlots, headers: dict[str, str]
+    ) -> None:
+        super().__init__(lines, media_type=NDJSON, headers={"Cache-Control": "no-store", **headers})
         self._slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -388,24 +443,42 @@ async def export(
     pool: Pool,
     settings: AppSettings,
     site: SiteParam = None,
+    sync: SyncParam = None,
     updated_since: SinceParam = None,
 ) -> Response:
+    if sync is not None and updated_since is not None:
+        return problems.problem(400, "use sync or updated_since, not both")
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
+    key = await cursor_key(request, pool, settings.acquire_timeout)
+    token_query = sync_tokens.fingerprint(chosen.id, None, None, None)  # as the list's
+    seen = None if sync is None else sync_tokens.snapshot_of(key, token_query, sync)
     slots: ExportSlots = request.app.state.export_slots
     if not slots.take():  # taken now, before the 200 is sent: a burst gets 503s, not a queue
         return problems.unavailable("too many exports are running; retry shortly")
     since = _aware(updated_since) if updated_since else None
     timeout = settings.acquire_timeout
+    try:
+        async with database.acquire(pool, timeout) as connection:
+            snapshot = await sync_tokens.current_snapshot(connection)
+    except BaseException:
+        slots.give_back()
+        raise
+    token = sync_tokens.issue(key, token_query, snapshot)
 
     async def lines() -> AsyncIterator[bytes]:
         # No connection is held across a yield: a client that goes away costs nothing.
-        position: tuple[Any, ...] = (0,) if since is None else (since, 0)
+        position: tuple[Any, ...] = (0,)
+        if since is not None:
+            position = (since, 0)
+        elif seen is not None:
+            position = (seen, *sync_tokens.FIRST)
         while True:
             async with database.acquire(pool, timeout) as connection:
                 rows = await pages.export_chunk(connection, chosen, position, EXPORT_CHUNK)
             if not rows:
-                return
+                break
             yield documents.ndjson(rows)
-            position = documents.next_position(rows, by_update=since is not None)
+            position = documents.next_position(rows, position)
+        yield orjson.dumps({"sync_token": token}) + b"\n"  # the last line: where to resume
 
-    return _ExportStream(lines(), slots)
+    return _ExportStream(lines(), slots, {sync_tokens.HEADER: token})

@@ -15,7 +15,7 @@ from seo_engine.db.database import Connection
 
 VERSION = 1
 SIGNATURE_BYTES = 16
-MAX_CURSOR_CHARS = 512
+MAX_CURSOR_CHARS = 2048  # a sync token holds a snapshot: its running transactions too
 
 ENSURE_KEY = """
 INSERT INTO app_secrets (name, value) VALUES ('cursor_key', $1)

@@ -13,6 +13,7 @@ from seo_engine.db.database import CONNECTION_ERRORS, DatabaseUnavailable
 from seo_engine.serve import problems
 from seo_engine.serve.cursors import CursorError
 from seo_engine.serve.directory import AmbiguousSite, UnknownSite
+from seo_engine.serve.sync import SyncExpired
 
 MAPPED: tuple[type[Exception], ...] = (
     DatabaseUnavailable,
@@ -20,6 +21,7 @@ MAPPED: tuple[type[Exception], ...] = (
     UnknownSite,
     AmbiguousSite,
     CursorError,
+    SyncExpired,
     asyncpg.DataError,
     Exception,
 )

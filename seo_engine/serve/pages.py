@@ -76,7 +76,8 @@ FILTER_SQL = {
 SUMMARY_COLUMNS = f"""
 p.id, p.path, p.title, p.meta_description, p.indexable, p.updated_at,
 CASE WHEN NOT ({SERVED}) THEN coalesce(p.deleted_at, p.updated_at) END AS deleted_at,
-p.state, p.publish_at, s.slug AS service_slug, l.slug AS location_slug
+p.state, p.publish_at, p.change_xid::text AS change_xid,
+s.slug AS service_slug, l.slug AS location_slug
 """
 LIST_FROM = """
 FROM pages p
@@ -99,6 +100,20 @@ SELECT p.id, p.path, p.updated_at, p.content_hash,
 FROM pages p
 WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($3::timestamptz, $4::bigint)
 ORDER BY p.updated_at, p.id LIMIT $5
+"""  # noqa: S608 (constant SQL)
+# Pages whose last write the snapshot of a sync token (parameter {n}) could not see. Rows
+# written before migration 0011 (NULL) are seen by every snapshot.
+UNSEEN = (
+    "p.change_xid >= pg_snapshot_xmin(${n}::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(p.change_xid, ${n}::pg_snapshot)"
+)
+EXPORT_UNSEEN = f"""
+SELECT p.id, p.path, p.updated_at, p.content_hash, p.change_xid::text AS change_xid,
+       CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
+FROM pages p
+WHERE p.site_id = $1 AND {UNSEEN.replace("{n}", "3")}
+  AND (p.change_xid, p.id) > ($4::xid8, $5::bigint)
+ORDER BY p.change_xid, p.id LIMIT $6
 """  # noqa: S608 (constant SQL)
 
 
@@ -204,6 +219,27 @@ async def list_changes(
     return await connection.fetch(query, *arguments, *after, limit)
 
 
+async def list_unseen(
+    connection: Connection,
+    site_id: int,
+    filters: PageFilters,
+    snapshot: str,
+    after: tuple[str, int],
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Live pages and tombstones whose last write `snapshot` could not see, in
+    (change_xid, id) order after `after` (keyset)."""
+    where, arguments = filters.where(site_id)
+    n = len(arguments)
+    unseen = UNSEEN.replace("{n}", str(n + 1))
+    query = (
+        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND {unseen} "
+        f"AND (p.change_xid, p.id) > (${n + 2}::xid8, ${n + 3}::bigint) "
+        f"ORDER BY p.change_xid, p.id LIMIT ${n + 4}"
+    )
+    return await connection.fetch(query, *arguments, snapshot, *after, limit)
+
+
 async def count(
     connection: Connection,
     site_id: int,
@@ -237,9 +273,11 @@ async def export_chunk(
     """The next `limit` export rows (id, path, updated_at, content_hash, document bytes)
     after `position`.
 
-    `position` is (id,) for live pages, or (updated_at, id) for changes, which include
-    tombstones.
+    `position` is (id,) for live pages, (updated_at, id) for changes, which include
+    tombstones, or (snapshot, change_xid, id) for what a sync token's snapshot did not see.
     """
     if len(position) == 1:
         return await connection.fetch(EXPORT_LIVE, site.id, *position, limit)
+    if len(position) == 3:
+        return await connection.fetch(EXPORT_UNSEEN, site.id, site.base_url, *position, limit)
     return await connection.fetch(EXPORT_CHANGES, site.id, site.base_url, *position, limit)

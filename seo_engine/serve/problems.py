@@ -13,6 +13,7 @@ from seo_engine import paths
 from seo_engine.db.database import UNAVAILABLE, DatabaseUnavailable
 from seo_engine.serve.cursors import CursorError
 from seo_engine.serve.directory import AmbiguousSite, UnknownSite
+from seo_engine.serve.sync import SyncExpired
 
 PROBLEM_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
@@ -65,6 +66,8 @@ def for_error(error: Exception, where: str) -> tuple[int, str, dict[str, str]]:
         return 404, str(error), {}
     if isinstance(error, AmbiguousSite | CursorError):
         return 400, str(error), {}
+    if isinstance(error, SyncExpired):
+        return 410, str(error), {}
     if isinstance(error, asyncpg.DataError):
         # e.g. a NUL byte or an out-of-range number that got past validation
         return 400, BAD_DATA_DETAIL, {}

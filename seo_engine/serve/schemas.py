@@ -80,6 +80,9 @@ class PageSummary(BaseModel):
 
 class PageList(Listing):
     items: list[PageSummary]
+    sync_token: str = Field(
+        description="Pass it as `sync` next time: every page changed since (docs/sync.md)."
+    )
     count: int | None = Field(None, description="Present when count=estimated or exact.")
     count_type: Literal["estimated", "exact"] | None = None
 

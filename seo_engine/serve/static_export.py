@@ -172,5 +172,5 @@ async def export_ndjson(
                 out.write(documents.ndjson(rows))
                 report.pages += len(rows)
                 advance(len(rows))
-                position = documents.next_position(rows, by_update=since is not None)
+                position = documents.next_position(rows, position)
     return report
