@@ -258,8 +258,9 @@ async def test_export_streams_every_page_document(
 ) -> None:
     response = await site_client.get("/api/v1/export.ndjson")
     assert response.headers["content-type"] == "application/x-ndjson"
-    lines = [json.loads(line) for line in response.text.splitlines()]
+    *lines, end = [json.loads(line) for line in response.text.splitlines()]
     assert len(lines) == PAGE_COUNT
+    assert end == {"sync_token": response.headers["sync-token"]}  # where the next sync resumes
     assert {line["path"] for line in lines} == {
         item["path"] for item in await walk(site_client, "/api/v1/pages?limit=1000")
     }
@@ -270,11 +271,11 @@ async def test_export_is_gzipped_for_clients_that_accept_it(
 ) -> None:
     response = await site_client.get("/api/v1/export.ndjson", headers={"Accept-Encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
-    assert len(response.text.splitlines()) == PAGE_COUNT
+    assert len(response.text.splitlines()) == PAGE_COUNT + 1  # and the sync token
     raw = await site_client.get("/api/v1/export.ndjson", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers
     assert gzip.compress(raw.content)  # the identity body is plain NDJSON
-    assert raw.text.count("\n") == PAGE_COUNT
+    assert raw.text.count("\n") == PAGE_COUNT + 1
 
 
 async def test_an_incremental_export_includes_tombstones(

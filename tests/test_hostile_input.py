@@ -43,6 +43,8 @@ API_PARAMETERS = {
         "location",
         "region",
         "indexable",
+        "state",
+        "sync",
         "updated_since",
         "cursor",
         "limit",
@@ -50,7 +52,7 @@ API_PARAMETERS = {
     ],
     "/api/v1/locations": ["site", "region", "cursor", "limit"],
     "/api/v1/services": ["site"],
-    "/api/v1/export.ndjson": ["site", "updated_since"],
+    "/api/v1/export.ndjson": ["site", "sync", "updated_since"],
     "/api/v1/pages/roof-repair/austin-tx": ["site"],
 }
 LEAKS = ("Traceback", "asyncpg", "SELECT ", "syntax error", "postgres", 'File "')

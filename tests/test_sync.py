@@ -33,7 +33,7 @@ SEEN_ROWS = """
 SELECT path, encode(content_hash, 'hex') AS hash,
        deleted_at IS NULL AND state = 'live' AS live
 FROM pages
-WHERE change_xid IS NULL OR pg_visible_in_snapshot(change_xid, $1::pg_snapshot)
+WHERE change_xid IS NULL OR pg_visible_in_snapshot(change_xid, $1::text::pg_snapshot)
 """
 LIVE_ROWS = """
 SELECT path, encode(content_hash, 'hex') AS hash FROM pages

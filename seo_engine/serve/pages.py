@@ -104,15 +104,15 @@ ORDER BY p.updated_at, p.id LIMIT $5
 # Pages whose last write the snapshot of a sync token (parameter {n}) could not see. Rows
 # written before migration 0011 (NULL) are seen by every snapshot.
 UNSEEN = (
-    "p.change_xid >= pg_snapshot_xmin(${n}::pg_snapshot) "
-    "AND NOT pg_visible_in_snapshot(p.change_xid, ${n}::pg_snapshot)"
+    "p.change_xid >= pg_snapshot_xmin(${n}::text::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(p.change_xid, ${n}::text::pg_snapshot)"
 )
 EXPORT_UNSEEN = f"""
 SELECT p.id, p.path, p.updated_at, p.content_hash, p.change_xid::text AS change_xid,
        CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
 FROM pages p
 WHERE p.site_id = $1 AND {UNSEEN.replace("{n}", "3")}
-  AND (p.change_xid, p.id) > ($4::xid8, $5::bigint)
+  AND (p.change_xid, p.id) > ($4::text::xid8, $5::bigint)
 ORDER BY p.change_xid, p.id LIMIT $6
 """  # noqa: S608 (constant SQL)
 
@@ -234,7 +234,7 @@ async def list_unseen(
     unseen = UNSEEN.replace("{n}", str(n + 1))
     query = (
         f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND {unseen} "
-        f"AND (p.change_xid, p.id) > (${n + 2}::xid8, ${n + 3}::bigint) "
+        f"AND (p.change_xid, p.id) > (${n + 2}::text::xid8, ${n + 3}::bigint) "
         f"ORDER BY p.change_xid, p.id LIMIT ${n + 4}"
     )
     return await connection.fetch(query, *arguments, snapshot, *after, limit)
