@@ -41,6 +41,9 @@ WHERE id = $1
 """
 # The serving rule, written once: a page is served when it is neither removed nor waiting.
 SERVED = "p.deleted_at IS NULL AND p.state = 'live'"
+# What the change feeds list: pages served, and tombstones of pages removed or unpublished
+# (not of pages still waiting for their first publication).
+IN_FEEDS = "(p.state = 'live' OR p.deleted_at IS NOT NULL OR p.unpublished_at IS NOT NULL)"
 
 # Keys of the stored pages not live (the partial index pages_unpublished holds exactly
 # those), or of the live ones; read by binary COPY, without a Python object per page.

@@ -46,6 +46,8 @@ WITH chosen AS (
     FOR UPDATE
 )
 UPDATE pages p SET state = $2::text, publish_at = $3::timestamptz,
+    unpublished_at = CASE WHEN $2::text = 'live' THEN NULL
+                          WHEN c.was = 'live' THEN now() ELSE p.unpublished_at END,
     updated_at = CASE WHEN (c.was = 'live') <> ($2::text = 'live') THEN now()
                  ELSE p.updated_at END
 FROM chosen c WHERE p.id = c.id

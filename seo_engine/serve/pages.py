@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from seo_engine.db.database import Connection
-from seo_engine.generate.visibility import SERVED
+from seo_engine.generate.visibility import IN_FEEDS, SERVED
 from seo_engine.ingest.sites import Site
 
 # Pages by (site, path), many at a time: concurrent requests share one query (lookups.py).
@@ -98,7 +98,7 @@ EXPORT_CHANGES = f"""
 SELECT p.id, p.path, p.updated_at, p.content_hash,
        CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
 FROM pages p
-WHERE p.site_id = $1 AND (p.updated_at, p.id) > ($3::timestamptz, $4::bigint)
+WHERE p.site_id = $1 AND {IN_FEEDS} AND (p.updated_at, p.id) > ($3::timestamptz, $4::bigint)
 ORDER BY p.updated_at, p.id LIMIT $5
 """  # noqa: S608 (constant SQL)
 # Pages whose last write the snapshot of a sync token (parameter {n}) could not see. Rows
@@ -111,7 +111,7 @@ EXPORT_UNSEEN = f"""
 SELECT p.id, p.path, p.updated_at, p.content_hash, p.change_xid::text AS change_xid,
        CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
 FROM pages p
-WHERE p.site_id = $1 AND {UNSEEN.replace("{n}", "3")}
+WHERE p.site_id = $1 AND {IN_FEEDS} AND {UNSEEN.replace("{n}", "3")}
   AND (p.change_xid, p.id) > ($4::text::xid8, $5::bigint)
 ORDER BY p.change_xid, p.id LIMIT $6
 """  # noqa: S608 (constant SQL)
@@ -212,7 +212,7 @@ async def list_changes(
     where, arguments = filters.where(site_id)
     n = len(arguments)
     query = (
-        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} "
+        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND {IN_FEEDS} "
         f"AND (p.updated_at, p.id) > (${n + 1}::timestamptz, ${n + 2}::bigint) "
         f"ORDER BY p.updated_at, p.id LIMIT ${n + 3}"
     )
@@ -233,7 +233,7 @@ async def list_unseen(
     n = len(arguments)
     unseen = UNSEEN.replace("{n}", str(n + 1))
     query = (
-        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND {unseen} "
+        f"SELECT {SUMMARY_COLUMNS} {LIST_FROM} WHERE {where} AND {IN_FEEDS} AND {unseen} "
         f"AND (p.change_xid, p.id) > (${n + 2}::text::xid8, ${n + 3}::bigint) "
         f"ORDER BY p.change_xid, p.id LIMIT ${n + 4}"
     )
@@ -253,7 +253,7 @@ async def count(
         where += " AND " + (SERVED if filters.state is None else "p.deleted_at IS NULL")
     else:
         arguments.append(since)
-        where += f" AND p.updated_at >= ${len(arguments)}"
+        where += f" AND {IN_FEEDS} AND p.updated_at >= ${len(arguments)}"
     if exact:
         total: int = await connection.fetchval(
             f"SELECT count(*) FROM pages p WHERE {where}",  # noqa: S608 (allow-listed SQL)

@@ -12,7 +12,7 @@ from typing import Any
 from seo_engine.db import database
 from seo_engine.db.database import Connection
 from seo_engine.generate import documents
-from seo_engine.generate.visibility import SERVED
+from seo_engine.generate.visibility import IN_FEEDS, SERVED
 from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import favicon, hubs, pages, rendering, sitemaps
@@ -20,7 +20,7 @@ from seo_engine.settings import Settings
 
 CHUNK = 1000
 COUNT_LIVE = f"SELECT count(*) FROM pages p WHERE site_id = $1 AND {SERVED}"  # noqa: S608
-COUNT_SINCE = "SELECT count(*) FROM pages WHERE site_id = $1 AND updated_at >= $2"
+COUNT_SINCE = f"SELECT count(*) FROM pages p WHERE site_id = $1 AND {IN_FEEDS} AND updated_at >= $2"  # noqa: S608
 SERVICE_SLUGS = "SELECT slug FROM services WHERE site_id = $1 ORDER BY slug"
 LOCATION_SLUGS = "SELECT slug FROM locations WHERE site_id = $1 ORDER BY slug"
 
