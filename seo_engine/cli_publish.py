@@ -276,14 +276,12 @@ def publish_status(site: SiteOption = None, json_output: JsonOutput = False) -> 
         queued = found.states["queued"].pages
         days = -(-queued // found.per_day)
         when = (
-            f"next release {found.next_release:%Y-%m-%d %H:%M} UTC"
-            if found.next_release
-            else ("backlog empty")
+            f"next release {found.next_release:%Y-%m-%d %H:%M} UTC; the backlog lasts "
+            f"{days:,} day(s)"
+            if found.next_release and queued
+            else "the backlog is empty"
         )
-        typer.echo(
-            f"  drip: {found.per_day:,} a day at {found.at} UTC, best quality first; {when}; "
-            f"the backlog lasts {days:,} day(s)"
-        )
+        typer.echo(f"  drip: {found.per_day:,} a day at {found.at} UTC, best quality first; {when}")
     for entry in found.recent:
         typer.echo(
             f"  {entry['at']:%Y-%m-%d %H:%M}  {entry['action']:<9}{entry['pages']:>9,} page(s), "

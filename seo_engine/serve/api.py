@@ -287,18 +287,7 @@ async def list_pages(
     since = _aware(updated_since) if updated_since else None
     key = await cursor_key(request, pool, settings.acquire_timeout)
     filters_key = (service, location, region)
-    query = "|".join(
-        str(part)
-        for part in (
-            "pages",
-            chosen.id,
-            *filters_key,
-            indexable,
-            state,
-            sync,
-            since.isoformat() if since else None,
-        )
-    )
+    query = list_fingerprint(chosen.id, *filters_key, indexable, state, sync, since)
     position = cursors.decode(key, query, cursor) if cursor else None
     token_query = sync_tokens.fingerprint(chosen.id, *filters_key)
     seen = None if sync is None else sync_tokens.snapshot_of(key, token_query, sync)
@@ -337,6 +326,13 @@ async def list_pages(
         body["count_type"] = count
     headers = _listing_headers(next_url) | {sync_tokens.HEADER: token}
     return json_response(body, headers=headers)
+
+
+def list_fingerprint(site_id: int, *parameters: object) -> str:
+    """What a page list's cursor is for: its site and every parameter but the cursor and
+    limit (service, location, region, indexable, state, sync, updated_since)."""
+    parts = [p.isoformat() if isinstance(p, datetime) else p for p in parameters]
+    return "|".join(str(part) for part in ("pages", site_id, *parts))
 
 
 def _clash(**given: object) -> str | None:
