@@ -347,7 +347,7 @@ async def step(
     state: str,
     publish_at: datetime | None,
 ) -> StepReport:
-    """A `seo-engine publish` step: `change` with its checks and its name in the log."""
-    check(site, state, publish_at, await connection.fetchval("SELECT now()"))
+    """A `seo-engine publish` step, once `check` passed: `change` with its name and time
+    in the log."""
     detail = "" if publish_at is None else f"at {publish_at.isoformat(timespec='minutes')}"
     return await change(connection, site, ids, state, publish_at, ACTIONS[state], detail)
