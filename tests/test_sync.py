@@ -201,3 +201,44 @@ async def _checked(dsn: str) -> None:
         old = cursors.encode(key, query, [snapshot, sync.SCHEMA_VERSION - 1])
         expired = await client.get(f"/api/v1/export.ndjson?sync={old}", headers=HOST)
         assert expired.status_code == 410 and "from scratch" in expired.json()["detail"]
+
+
+def test_a_filtered_export_syncs_its_own_slice(site_dsn: str) -> None:
+    asyncio.run(_filtered(site_dsn))
+
+
+async def _filtered(dsn: str) -> None:
+    """A loader splitting the set into collections syncs each by the export's filters."""
+    async for client in _client(create_app(make_settings(dsn, publish_interval=0))):
+
+        async def export(
+            client: httpx.AsyncClient = client, **params: str
+        ) -> list[dict[str, object]]:
+            response = await client.get("/api/v1/export.ndjson", params=params, headers=HOST)
+            assert response.status_code == 200, response.text
+            return [json.loads(line) for line in response.text.splitlines()]
+
+        roofs = await export(service="roof-repair")
+        assert {page["path"] for page in roofs[:-1]} == {
+            f"/roof-repair/{city}"
+            for city in ("austin-tx", "round-rock-tx", "san-marcos-tx", "waco-tx")
+        }
+        waco = await export(region="TX", location="waco-tx")
+        assert [page["path"] for page in waco[:-1]] == [
+            "/roof-repair/waco-tx",
+            "/gutter-cleaning/waco-tx",
+        ]
+        nothing = await export(service="no-such-service")
+        assert len(nothing) == 1 and set(nothing[0]) == {"sync_token"}
+        # The slice's token resumes the slice (with its changes only), not the whole set.
+        token = str(roofs[-1]["sync_token"])
+        await afetch(dsn, "UPDATE pages SET title = title || '!' WHERE path LIKE '%/waco-tx'")
+        changed = await export(service="roof-repair", sync=token)
+        assert [page["path"] for page in changed[:-1]] == ["/roof-repair/waco-tx"]
+        foreign = await client.get("/api/v1/export.ndjson", params={"sync": token}, headers=HOST)
+        assert foreign.status_code == 400 and "another query" in foreign.json()["detail"]
+        # The list with the same filter resumes from the export's token, and the other way.
+        listed = await client.get(
+            "/api/v1/pages", params={"service": "roof-repair", "sync": token}, headers=HOST
+        )
+        assert [item["path"] for item in listed.json()["items"]] == ["/roof-repair/waco-tx"]

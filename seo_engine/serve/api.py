@@ -430,7 +430,13 @@ class _ExportStream(StreamingResponse):
 
 @router.get(
     "/export.ndjson",
-    summary="Every page document (and tombstones with updated_since), one JSON per line",
+    summary="Every page document (and tombstones with sync or updated_since), one JSON per line",
+    description=(
+        "The documents of the live pages a list with the same filters would give; with "
+        "`sync` (a token from an earlier list or export with the same filters), every page "
+        'changed since, tombstones included. The last line is `{"sync_token": …}`, also '
+        "sent in the Sync-Token header."
+    ),
     response_class=StreamingResponse,
     responses={200: {"content": {NDJSON: {}}, "description": "PageDocument or Tombstone lines"}},
 )
@@ -439,6 +445,9 @@ async def export(
     pool: Pool,
     settings: AppSettings,
     site: SiteParam = None,
+    service: SlugParam = None,
+    location: SlugParam = None,
+    region: Annotated[str | None, Query(max_length=20, pattern=TEXT_PATTERN)] = None,
     sync: SyncParam = None,
     updated_since: SinceParam = None,
 ) -> Response:
@@ -446,7 +455,7 @@ async def export(
         return problems.problem(400, "use sync or updated_since, not both")
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
     key = await cursor_key(request, pool, settings.acquire_timeout)
-    token_query = sync_tokens.fingerprint(chosen.id, None, None, None)  # as the list's
+    token_query = sync_tokens.fingerprint(chosen.id, service, location, region)  # as the list's
     seen = None if sync is None else sync_tokens.snapshot_of(key, token_query, sync)
     slots: ExportSlots = request.app.state.export_slots
     if not slots.take():  # taken now, before the 200 is sent: a burst gets 503s, not a queue
@@ -456,6 +465,7 @@ async def export(
     try:
         async with database.acquire(pool, timeout) as connection:
             snapshot = await sync_tokens.current_snapshot(connection)
+            filters = await _filters(connection, chosen, service, location, region, None)
     except BaseException:
         slots.give_back()
         raise
@@ -468,9 +478,9 @@ async def export(
             position = (since, 0)
         elif seen is not None:
             position = (seen, *sync_tokens.FIRST)
-        while True:
+        while filters is not None:  # None: a named service or location does not exist
             async with database.acquire(pool, timeout) as connection:
-                rows = await pages.export_chunk(connection, chosen, position, EXPORT_CHUNK)
+                rows = await pages.export_chunk(connection, chosen, filters, position, EXPORT_CHUNK)
             if not rows:
                 break
             yield documents.ndjson(rows)

@@ -46,21 +46,24 @@ def encode(key: bytes, query: str, position: list[Any]) -> str:
     return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
 
-def decode(key: bytes, query: str, cursor: str) -> list[Any]:
-    """The position stored in a cursor; CursorError unless it is genuine and for `query`."""
+def decode(key: bytes, query: str, cursor: str, what: str = "cursor") -> list[Any]:
+    """The position stored in a cursor; CursorError unless it is genuine and for `query`.
+    `what` names it in the errors (a sync token is a cursor too)."""
     if len(cursor) > MAX_CURSOR_CHARS:
-        raise CursorError("cursor is too long")
+        raise CursorError(f"{what} is too long")
     try:
         token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
-        raise CursorError("cursor is not valid") from None
+        raise CursorError(f"{what} is not valid") from None
     signature, payload = token[:SIGNATURE_BYTES], token[SIGNATURE_BYTES:]
     if not hmac.compare_digest(signature, _sign(key, payload)):
-        raise CursorError("cursor is not valid")
+        raise CursorError(f"{what} is not valid")
     data = orjson.loads(payload)
     if data.get("v") != VERSION or data.get("q") != query:
-        raise CursorError("cursor belongs to another query; start again without a cursor")
+        raise CursorError(
+            f"{what} belongs to another query (site or filters); start again without it"
+        )
     position = data.get("p")
     if not isinstance(position, list):
-        raise CursorError("cursor is not valid")
+        raise CursorError(f"{what} is not valid")
     return position

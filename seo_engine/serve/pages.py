@@ -83,38 +83,20 @@ LIST_FROM = """
 FROM pages p
 LEFT JOIN services s ON s.id = p.service_id LEFT JOIN locations l ON l.id = p.location_id
 """
-# Export rows: the stored document of a live page, a tombstone for a removed one.
-TOMBSTONE = """
-convert_to(json_build_object('path', p.path, 'url', $2 || p.path, 'deleted', true,
-                             'updated_at', p.updated_at)::text, 'UTF8')
-"""
-EXPORT_LIVE = f"""
-SELECT p.id, p.path, p.updated_at, p.content_hash, p.document
-FROM pages p
-WHERE p.site_id = $1 AND {SERVED} AND p.id > $2
-ORDER BY p.id LIMIT $3
-"""  # noqa: S608 (constant)
-EXPORT_CHANGES = f"""
-SELECT p.id, p.path, p.updated_at, p.content_hash,
-       CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
-FROM pages p
-WHERE p.site_id = $1 AND {IN_FEEDS} AND (p.updated_at, p.id) > ($3::timestamptz, $4::bigint)
-ORDER BY p.updated_at, p.id LIMIT $5
-"""  # noqa: S608 (constant SQL)
 # Pages whose last write the snapshot of a sync token (parameter {n}) could not see. Rows
 # written before migration 0011 (NULL) are seen by every snapshot.
 UNSEEN = (
     "p.change_xid >= pg_snapshot_xmin(${n}::text::pg_snapshot) "
     "AND NOT pg_visible_in_snapshot(p.change_xid, ${n}::text::pg_snapshot)"
 )
-EXPORT_UNSEEN = f"""
-SELECT p.id, p.path, p.updated_at, p.content_hash, p.change_xid::text AS change_xid,
-       CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document
-FROM pages p
-WHERE p.site_id = $1 AND {IN_FEEDS} AND {UNSEEN.replace("{n}", "3")}
-  AND (p.change_xid, p.id) > ($4::text::xid8, $5::bigint)
-ORDER BY p.change_xid, p.id LIMIT $6
-"""  # noqa: S608 (constant SQL)
+# Export rows: the stored document of a live page; in a change feed, a tombstone built
+# here for a removed or unpublished one (the site's base URL is parameter {b}).
+TOMBSTONE = """
+convert_to(json_build_object('path', p.path, 'url', ${b} || p.path, 'deleted', true,
+                             'updated_at', p.updated_at)::text, 'UTF8')
+"""
+EXPORT_COLUMNS = "p.id, p.path, p.updated_at, p.content_hash, p.change_xid::text AS change_xid"
+FEED_DOCUMENT = f"CASE WHEN {SERVED} THEN p.document ELSE {TOMBSTONE} END AS document"
 
 
 @dataclass(frozen=True)
@@ -134,6 +116,9 @@ class PageFilters:
                 arguments.append(value)
                 conditions.append(template.replace("{n}", str(len(arguments))))
         return " AND ".join(conditions), arguments
+
+
+EVERY_PAGE = PageFilters()
 
 
 PathKey = tuple[int, str]  # (site id, path)
@@ -268,16 +253,39 @@ async def count(
 
 
 async def export_chunk(
-    connection: Connection, site: Site, position: tuple[Any, ...], limit: int
+    connection: Connection,
+    site: Site,
+    filters: PageFilters,
+    position: tuple[Any, ...],
+    limit: int,
 ) -> list[asyncpg.Record]:
-    """The next `limit` export rows (id, path, updated_at, content_hash, document bytes)
-    after `position`.
+    """The next `limit` export rows (id, path, updated_at, content_hash, change_xid,
+    document bytes) of the pages `filters` selects, after `position`.
 
     `position` is (id,) for live pages, (updated_at, id) for changes, which include
     tombstones, or (snapshot, change_xid, id) for what a sync token's snapshot did not see.
     """
+    where, arguments = filters.where(site.id)
+    n = len(arguments)
     if len(position) == 1:
-        return await connection.fetch(EXPORT_LIVE, site.id, *position, limit)
+        query = (
+            f"SELECT {EXPORT_COLUMNS}, p.document FROM pages p WHERE {where} AND {SERVED} "  # noqa: S608 (allow-listed SQL)
+            f"AND p.id > ${n + 1} ORDER BY p.id LIMIT ${n + 2}"
+        )
+        return await connection.fetch(query, *arguments, *position, limit)
+    document = FEED_DOCUMENT.replace("{b}", str(n + 1))
     if len(position) == 3:
-        return await connection.fetch(EXPORT_UNSEEN, site.id, site.base_url, *position, limit)
-    return await connection.fetch(EXPORT_CHANGES, site.id, site.base_url, *position, limit)
+        unseen = UNSEEN.replace("{n}", str(n + 2))
+        query = (
+            f"SELECT {EXPORT_COLUMNS}, {document} FROM pages p "  # noqa: S608 (allow-listed SQL)
+            f"WHERE {where} AND {IN_FEEDS} AND {unseen} "
+            f"AND (p.change_xid, p.id) > (${n + 3}::text::xid8, ${n + 4}::bigint) "
+            f"ORDER BY p.change_xid, p.id LIMIT ${n + 5}"
+        )
+    else:
+        query = (
+            f"SELECT {EXPORT_COLUMNS}, {document} FROM pages p WHERE {where} AND {IN_FEEDS} "  # noqa: S608 (allow-listed SQL)
+            f"AND (p.updated_at, p.id) > (${n + 2}::timestamptz, ${n + 3}::bigint) "
+            f"ORDER BY p.updated_at, p.id LIMIT ${n + 4}"
+        )
+    return await connection.fetch(query, *arguments, site.base_url, *position, limit)

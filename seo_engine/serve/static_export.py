@@ -123,7 +123,7 @@ async def export_static(
         hub_paths = await _hub_paths(connection, site)
         advance = progress_start(total + len(hub_paths))
         position: tuple[Any, ...] = (0,)
-        while rows := await pages.export_chunk(connection, site, position, CHUNK):
+        while rows := await pages.export_chunk(connection, site, pages.EVERY_PAGE, position, CHUNK):
             for row in rows:
                 _write(
                     root,
@@ -168,7 +168,9 @@ async def export_ndjson(
         except OSError as error:
             raise ExportError(f"cannot write {target}: {error.strerror}") from None
         with out:
-            while rows := await pages.export_chunk(connection, site, position, CHUNK):
+            while rows := await pages.export_chunk(
+                connection, site, pages.EVERY_PAGE, position, CHUNK
+            ):
                 out.write(documents.ndjson(rows))
                 report.pages += len(rows)
                 advance(len(rows))

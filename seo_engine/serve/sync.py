@@ -40,7 +40,7 @@ def snapshot_of(key: bytes, query: str, token: str) -> str:
     """The snapshot a token holds; CursorError unless it is genuine and for this list,
     SyncExpired when it was issued for other documents."""
     try:
-        snapshot, version = cursors.decode(key, query, token)
+        snapshot, version = cursors.decode(key, query, token, what="sync token")
     except ValueError:
         raise CursorError("sync token is not valid") from None
     if version != SCHEMA_VERSION:
