@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve test check lint typecheck pytest system-tools bench-tools clean
+.PHONY: install demo serve test check lint typecheck pytest integrations system-tools bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The static site builder integrations and what tests/test_builders.py builds with (Astro,
+# Eleventy, TypeScript), from integrations/package-lock.json into integrations/node_modules:
+# nothing is installed globally. Needs Node 20+ and npm.
+NODE_STAMP := integrations/node_modules/.installed
+LOADER := integrations/astro-loader/dist/index.js
+
+$(NODE_STAMP): integrations/package.json integrations/package-lock.json \
+		integrations/astro-loader/package.json integrations/eleventy-data/package.json
+	cd integrations && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(LOADER): $(NODE_STAMP) integrations/astro-loader/src/index.ts integrations/astro-loader/tsconfig.json
+	cd integrations && npm run --silent build --workspace seo-engine-astro-loader
+
+integrations: $(NODE_STAMP) $(LOADER)
 
 demo: $(STAMP)
 	$(BIN)/seo-engine demo
@@ -28,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-tools
+pytest: $(STAMP) system-tools integrations
 	$(BIN)/pytest
 
 # The complete run, as CI runs it (.ci/run): about ten minutes.
@@ -36,11 +52,12 @@ test: lint typecheck pytest
 
 # The fast run for development, in under two minutes on a 2-core machine: lint, types and
 # the tests without the slow `faults` and `soak` markers.
-check: lint typecheck
+check: lint typecheck integrations
 	$(BIN)/pytest -m "not faults and not soak"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist \
+	  integrations/node_modules integrations/astro-loader/dist
 
 # PgBouncer for tests/test_pgbouncer.py (Debian package, needs root; without it those
 # tests are skipped with a reason).
