@@ -11,16 +11,15 @@ built) on two Astro projects, each through a byte-counting loopback proxy:
   request), delete what is not listed, fetch each new or changed page's document (16 at a
   time), as loaders of APIs without sync tokens do.
 
-Each does a full sync, then, after 1% of the pages changed (one US location in a hundred
-gets another population, which is in its pages' meta descriptions; `seed` and `generate`),
-an incremental sync. Prints time, requests, bytes on the wire and the data store's size,
-and checks that each sync wrote the pages that changed. Run from the repository root after
-`make integrations`:
+Each does a full sync, then, after 1% of the pages changed (one page in a hundred gets
+another title by hand: `seed overrides` and `generate`), an incremental sync. Prints time,
+requests, bytes on the wire and the data store's size, and checks that each sync wrote the
+pages that changed. Run from the repository root after `make integrations`:
 
-    .venv/bin/python bench/sync_bench.py [--subset us|full] [--fields a,b,…]
+    .venv/bin/python bench/sync_bench.py [--subset us|full] [--fields a,b,…] [--keep]
 
-The database `seo_engine_bench_sync` is created and dropped; DATABASE_URL or the embedded
-server as in bench/generate_bench.py.
+The database `seo_engine_bench_sync` is created and dropped (with `--keep`, kept and
+reused); DATABASE_URL or the embedded server as in bench/generate_bench.py.
 """
 
 from __future__ import annotations
@@ -51,16 +50,18 @@ import generate_bench as gb
 from seo_engine.db.embedded import EmbeddedError
 
 SYNC_DB = "seo_engine_bench_sync"
+EXISTS = f"SELECT count(*) > 0 FROM pg_database WHERE datname = '{SYNC_DB}'"  # noqa: S608
 INTEGRATIONS = gb.ROOT / "integrations"
-# What a page template typically renders: everything but the quality diagnostics, the
-# breadcrumbs and the JSON-LD (which a template can build from the rest). The whole
-# documents of 408,840 pages would not fit in Astro's data store (one JSON string).
-DEFAULT_FIELDS = "title,meta_description,h1,intro,sections,faq,links,service,location,updated_at"
+# What a page's head and first screen need. Astro writes its whole data store as one
+# string (devalue): with every field of 408,840 documents, devalue's index of values
+# overflows ("Map maximum size exceeded"); with sections and FAQs too, the string exceeds
+# V8's maximum length ("Invalid string length"; Astro 5.18, measured in bench/RESULTS.md).
+DEFAULT_FIELDS = "title,meta_description,h1,intro"
 SYNC_LINE = re.compile(
     r"pages: (full|incremental|list) sync: (\d+) written, (\d+) unchanged, (\d+) deleted"
     r"(?: \((\d+) requests?)?"
 )
-CHANGED_EVERY = 100  # one location in a hundred: 1% of the pages
+CHANGED_EVERY = 100  # one page in a hundred
 
 
 class Proxy:
@@ -164,18 +165,33 @@ def astro_sync(folder: Path, loader: str, proxy: Proxy, fields: str) -> Sync:
     )
 
 
-def changed_locations(source: Path, target: Path, country: str | None) -> int:
-    """The locations file with one loaded row in CHANGED_EVERY given another population."""
-    with source.open(encoding="utf-8", newline="") as stream:
-        rows = list(csv.reader(stream))
-    header, loaded = rows[0], [row for row in rows[1:] if country is None or row[5] == country]
-    column = header.index("population")
-    changed = loaded[::CHANGED_EVERY]
-    for row in changed:
-        row[column] = str(int(row[column] or 0) + 1)
+# One page in a hundred, by id: the pages a marketer edits by hand (a title override).
+EDITED_PAGES = f"""
+SELECT s.slug AS service, l.slug AS location, p.title
+FROM pages p JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
+WHERE p.id % {CHANGED_EVERY} = 0 ORDER BY p.id
+"""  # noqa: S608 (constant)
+
+
+def edited_titles(dsn: str, target: Path) -> int:
+    """An overrides file giving 1% of the pages another title (another one on every run)."""
+
+    async def rows() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return await connection.fetch(EDITED_PAGES)
+        finally:
+            await connection.close()
+
+    edited = asyncio.run(rows())
+    mark = datetime.now(UTC).strftime("%H:%M:%S")
     with target.open("w", encoding="utf-8", newline="") as stream:
-        csv.writer(stream, lineterminator="\n").writerows(rows)
-    return len(changed)
+        out = csv.writer(stream, lineterminator="\n")
+        out.writerow(["service", "location", "field", "value"])
+        for row in edited:
+            title = row["title"].split(" (edited")[0]
+            out.writerow([row["service"], row["location"], "title", f"{title} (edited {mark})"])
+    return len(edited)
 
 
 def serve(dsn: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -209,8 +225,10 @@ def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
     dsn = gb.with_database(admin, SYNC_DB)
     country = "US" if args.subset == "us" else None
     country_option = ["--country", "US"] if country else []
-    gb.setup(dsn, gb.ROOT / "seeds" / "site.toml", country_option)
-    generate = gb.cli(["generate"], dsn)
+    if not asyncio.run(gb.sql(admin, EXISTS))[0]:
+        asyncio.run(gb.sql(admin, f"CREATE DATABASE {SYNC_DB}"))
+        gb.setup(dsn, gb.ROOT / "seeds" / "site.toml", country_option)
+    generate = gb.cli(["generate"], dsn)  # with --keep, nothing to do on a later run
     pages = asyncio.run(gb.sql(dsn, "SELECT count(*) FROM pages"))[0]
     asyncio.run(gb.sql(dsn, "VACUUM ANALYZE pages", "CHECKPOINT"))
     server, port = serve(dsn)
@@ -220,10 +238,10 @@ def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
         folders = {name: project(name) for name in ("token", "list")}
         for name, folder in folders.items():
             results.append(astro_sync(folder, name, proxy, args.fields))
-        locations = gb.OUT / "locations-changed.csv"
-        moved = changed_locations(gb.ROOT / "seeds" / "locations.csv", locations, country)
+        overrides = gb.OUT / "overrides-1pct.csv"
+        edited = edited_titles(dsn, overrides)
         since = datetime.now(UTC)
-        gb.cli(["seed", "locations", str(locations), *country_option], dsn)
+        gb.cli(["seed", "overrides", str(overrides)], dsn)
         regenerate = gb.cli(["generate"], dsn)
         rewritten = f"SELECT count(*) FROM pages WHERE updated_at >= '{since.isoformat()}'"  # noqa: S608
         changed = asyncio.run(gb.sql(dsn, rewritten))[0]
@@ -232,7 +250,7 @@ def bench(args: argparse.Namespace, admin: str, where: str) -> bool:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    ok = report(args, where, pages, generate.seconds, moved, changed, regenerate.seconds, results)
+    ok = report(args, where, pages, generate.seconds, edited, changed, regenerate.seconds, results)
     return ok
 
 
@@ -241,7 +259,7 @@ def report(
     where: str,
     pages: int,
     generate_seconds: float,
-    moved: int,
+    edited: int,
     changed: int,
     regenerate_seconds: float,
     results: list[Sync],
@@ -251,7 +269,7 @@ def report(
     print(f"# {command}\n# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {commit}, {where}")
     print(f"# {pages:,} pages (generate {generate_seconds:.1f} s); fields kept: {args.fields}")
     print(
-        f"# then {moved} locations changed: {changed:,} pages rewritten "
+        f"# then {edited:,} titles edited (overrides): {changed:,} pages rewritten "
         f"({100 * changed / pages:.2f}%; generate {regenerate_seconds:.1f} s)\n"
     )
     columns = "time | requests | bytes on the wire | written | unchanged | deleted | data store"
@@ -286,15 +304,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subset", choices=["us", "full"], default="us")
     parser.add_argument("--fields", default=DEFAULT_FIELDS, help="document fields kept")
+    parser.add_argument(
+        "--keep", action="store_true", help=f"keep {SYNC_DB} for the next run (and reuse it)"
+    )
     args = parser.parse_args()
     try:
         admin, where = gb.connect_server()
         drop = f"DROP DATABASE IF EXISTS {SYNC_DB} WITH (FORCE)"
-        asyncio.run(gb.sql(admin, drop, f"CREATE DATABASE {SYNC_DB}"))
+        if not args.keep:
+            asyncio.run(gb.sql(admin, drop))
         try:
             return 0 if bench(args, admin, where) else 1
         finally:
-            asyncio.run(gb.sql(admin, drop))
+            if not args.keep:
+                asyncio.run(gb.sql(admin, drop))
     except (gb.BenchError, EmbeddedError, OSError, asyncpg.PostgresError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -194,6 +194,16 @@ def test_astro_builds_then_syncs_exactly_what_a_generate_changed(
         third = run(build, site, url)  # nothing changed: nothing sent
         assert sync_report(third, "pages") == ("incremental", 0, 0, 0)
 
+    # A new signing key (as on a new database): the server refuses the old token, the
+    # loader syncs everything again, and the pages it already holds are not written again.
+    fetch(fresh_dsn, "DELETE FROM app_secrets WHERE name = 'cursor_key'")
+    with served({"DATABASE_URL": fresh_dsn}, workers=1) as url:
+        fourth = run(build, site, url)
+        assert "sync token is not valid; syncing every page again" in fourth, fourth
+        live = live_pages(fresh_dsn)
+        assert sync_report(fourth, "pages") == ("full", 0, len(live), 0)
+        check_build(site / "dist", live)
+
 
 @pytest.mark.builders
 def test_eleventy_builds_then_syncs_with_conditional_requests(

@@ -112,9 +112,10 @@ export async function syncCollection(
   return report;
 }
 
+/** What the stored entries depend on. Not the URL: another server refuses the token (its
+ * key signed it), and the full sync that follows keeps the entries whose digest it has. */
 function describe(options: SeoEngineLoaderOptions): Record<string, unknown> {
   return {
-    url: baseUrl(options),
     site: options.site ?? null,
     service: options.service ?? null,
     location: options.location ?? null,
