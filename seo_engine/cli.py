@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -18,7 +18,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from seo_engine import __version__, audit_report, audit_view, resources, workflows
+from seo_engine import __version__, audit_report, audit_view, jobs, logs, resources, workflows
 from seo_engine.db import database, migrate
 from seo_engine.db.embedded import EmbeddedError
 from seo_engine.db.migrate import MigrationError
@@ -145,7 +145,19 @@ def run(coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -
 
 def settings() -> Settings:
     with reported_errors():
-        return load_settings()
+        config = load_settings()
+    # Text for a person stays the commands' own output; JSON lines (jobs, their phases)
+    # go to stderr when asked for.
+    level = config.log_level if config.log_format == "json" else "warning"
+    logs.configure(config.log_format, level)
+    return config
+
+
+def job(
+    config: Settings, name: str, site: str | None, record: bool = True
+) -> AbstractContextManager[jobs.JobRecord]:
+    """The job's record in `seo-engine jobs` (none for a dry run, which changes nothing)."""
+    return jobs.recorded(config, name, site) if record else nullcontext(jobs.JobRecord())
 
 
 @app.callback(invoke_without_command=True)
@@ -177,6 +189,37 @@ def db_migrate() -> None:
         typer.echo("schema is up to date")
 
 
+@app.command("jobs")
+def jobs_command(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, latest first.")] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+) -> None:
+    """The latest seed, generate and publish runs: when, how long, how they ended, what
+    they changed.
+
+    Example: seo-engine jobs --limit 5
+    """
+    config = settings()
+    with reported_errors():
+        found = run(jobs.recent, config, limit)
+    if json_output:
+        typer.echo(orjson.dumps([dataclasses.asdict(run) for run in found]).decode())
+        return
+    if not found:
+        typer.echo("no jobs recorded yet")
+    for done in found:
+        seconds = (
+            f"{(done.finished_at - done.started_at).total_seconds():.1f} s"
+            if done.finished_at
+            else "running"
+        )
+        started = done.started_at.isoformat(timespec="seconds")
+        typer.echo(
+            f"{done.id}\t{started}\t{done.job}\t{done.site or '-'}\t{done.outcome}\t"
+            f"{seconds}\t{done.summary}"
+        )
+
+
 @db_app.command("status")
 def db_status() -> None:
     """List every migration as applied (with its time) or pending.
@@ -205,12 +248,9 @@ def show_rejections(report: SeedReport) -> None:
         typer.echo(f"  ... and {hidden:,} more (use --rejects FILE to get them all)", err=True)
 
 
-def show_seed(report: SeedReport, dry_run: bool) -> None:
-    if report.rejected:
-        typer.echo(f"{report.rejected:,} bad row(s) skipped:", err=True)
-        show_rejections(report)
+def seed_summary(report: SeedReport, dry_run: bool) -> str:
     skipped = f", {report.skipped:,} skipped by --country" if report.skipped else ""
-    typer.echo(
+    return (
         f"{report.kind}: {report.rows:,} rows read{skipped}, {report.rejected:,} rejected; "
         f"{report.inserted:,} inserted, {report.updated:,} updated, "
         f"{report.unchanged:,} unchanged, {report.removed:,} removed"
@@ -218,14 +258,25 @@ def show_seed(report: SeedReport, dry_run: bool) -> None:
     )
 
 
-def show_generate(report: GenerateReport) -> None:
-    typer.echo(
+def show_seed(report: SeedReport, dry_run: bool) -> None:
+    if report.rejected:
+        typer.echo(f"{report.rejected:,} bad row(s) skipped:", err=True)
+        show_rejections(report)
+    typer.echo(seed_summary(report, dry_run))
+
+
+def generate_summary(report: GenerateReport) -> str:
+    return (
         f"{report.site}: {report.pages:,} pages; {report.inserted:,} inserted, "
         f"{report.updated:,} updated, {report.unchanged:,} unchanged, {report.removed:,} removed; "
         f"{report.redirects:,} redirects added "
         f"(render {report.render_seconds:.1f}s, compare {report.compare_seconds:.1f}s, "
         f"build and insert {report.build_seconds:.1f}s, merge {report.merge_seconds:.1f}s)"
     )
+
+
+def show_generate(report: GenerateReport) -> None:
+    typer.echo(generate_summary(report))
     if report.rendered < report.pages:
         typer.echo(
             f"{report.pages - report.rendered:,} of {report.pages:,} pages not rendered: "
@@ -304,7 +355,9 @@ def _seed(
             prune=prune,
             country=country.upper() if country else None,
         )
-        report = run(workflows.seed_file, config, site, kind, file, options)
+        with job(config, f"seed {kind}", site, record=not dry_run) as record:
+            report = run(workflows.seed_file, config, site, kind, file, options)
+            record.summary = seed_summary(report, dry_run)
     show_seed(report, dry_run)
 
 
@@ -510,8 +563,9 @@ def generate(
     options = GenerateOptions(
         site=site, services=tuple(service or ()), workers=workers, force=force
     )
-    with reported_errors():
+    with reported_errors(), job(config, "generate", site) as record:
         report = run(workflows.generate_pages, config, options)
+        record.summary = generate_summary(report)
     show_generate(report)
 
 

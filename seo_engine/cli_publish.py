@@ -11,7 +11,7 @@ import orjson
 import typer
 
 from seo_engine import workflows
-from seo_engine.cli import EXIT_USAGE, SiteOption, fail, reported_errors, run, settings
+from seo_engine.cli import EXIT_USAGE, SiteOption, fail, job, reported_errors, run, settings
 from seo_engine.publish import release
 
 publish_app = typer.Typer(
@@ -84,18 +84,19 @@ def _step(
     selection: release.Selection, state: str, at: datetime | None, site: str | None, dry_run: bool
 ) -> None:
     config = settings()
-    with reported_errors():
+    with reported_errors(), job(config, f"publish {state}", site, record=not dry_run) as record:
         report, chosen = run(workflows.publish_change, config, site, selection, state, at, dry_run)
+        record.summary = (
+            f"{report.site}: {report.pages:,} page(s) now {state}"
+            + (f" for {at.isoformat(timespec='minutes')}" if at else "")
+            + f" ({chosen - report.pages:,} already were); {report.went_live:,} went live, "
+            f"{report.went_away:,} went away (tombstoned); links of {report.relinked:,} other "
+            f"page(s) rewritten; {report.seconds:.1f} s"
+        )
     if dry_run:
         typer.echo(f"{report.site}: {chosen:,} page(s) selected; nothing changed (--dry-run)")
         return
-    typer.echo(
-        f"{report.site}: {report.pages:,} page(s) now {state}"
-        + (f" for {at.isoformat(timespec='minutes')}" if at else "")
-        + f" ({chosen - report.pages:,} already were); {report.went_live:,} went live, "
-        f"{report.went_away:,} went away (tombstoned); links of {report.relinked:,} other "
-        f"page(s) rewritten; {report.seconds:.1f} s"
-    )
+    typer.echo(record.summary)
 
 
 @publish_app.command("live")
@@ -245,14 +246,15 @@ def publish_release(site: SiteOption = None) -> None:
     Example: seo-engine publish release
     """
     config = settings()
-    with reported_errors():
+    with reported_errors(), job(config, "publish release", site) as record:
         report = run(workflows.publish_release, config, site)
-    scheduled = report.scheduled.went_live if report.scheduled else 0
-    drip = report.drip.went_live if report.drip else 0
-    typer.echo(
-        f"{report.site}: {report.went_live:,} page(s) went live ({scheduled:,} scheduled, "
-        f"{drip:,} from the drip backlog in {len(report.slots)} daily release(s))"
-    )
+        scheduled = report.scheduled.went_live if report.scheduled else 0
+        drip = report.drip.went_live if report.drip else 0
+        record.summary = (
+            f"{report.site}: {report.went_live:,} page(s) went live ({scheduled:,} scheduled, "
+            f"{drip:,} from the drip backlog in {len(report.slots)} daily release(s))"
+        )
+    typer.echo(record.summary)
 
 
 @publish_app.command("status")

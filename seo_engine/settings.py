@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -85,6 +86,28 @@ class Settings(BaseSettings):
         default=False, description="Staging: robots.txt disallows everything."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines for a person (text) or one JSON object each."
+    )
+    access_log: bool = Field(
+        default=False, description="One log line per request: method, path, status, timing."
+    )
+    metrics: bool = Field(
+        default=True, description="Count requests, pool, caches for /metrics (Prometheus)."
+    )
+    metrics_allow: str = Field(
+        default="127.0.0.1/32,::1/128",
+        description="Client networks (comma-separated CIDRs) that may read /metrics; "
+        "others get 404.",
+    )
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names it
+        return value
 
     @field_validator("database_url")
     @classmethod

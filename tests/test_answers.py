@@ -32,6 +32,8 @@ class Seen:
 
 
 async def see(client: httpx.AsyncClient, method: str, url: str, headers: dict[str, str]) -> Seen:
+    # The same request id for both: it is echoed (observe.py), else made up per request.
+    headers = {**headers, "x-request-id": "alike"}
     async with client.stream(method, url, headers=headers) as response:
         body = b"".join([part async for part in response.aiter_raw()])
     assert "server-timing" in response.headers, url

@@ -21,6 +21,7 @@ async def test_migrating_a_fresh_database_applies_every_migration(databases: Dat
         assert [row["tablename"] for row in tables] == [
             "app_secrets",
             "indexnow_ledger",
+            "job_runs",
             "location_neighbours",
             "locations",
             "override_bases",

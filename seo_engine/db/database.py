@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -130,6 +131,10 @@ async def connect(dsn: str, settings: Settings, *, bulk: bool = False) -> asyncp
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}") from None
 
 
+# Told how long each `acquire` waited (None: it timed out): the server's metrics set it.
+on_acquire: Callable[[float | None], None] | None = None
+
+
 @asynccontextmanager
 async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[Connection]:
     """Borrow a connection, waiting at most `timeout` seconds before DatabaseUnavailable.
@@ -137,13 +142,18 @@ async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[Connectio
     `asyncio.timeout` rather than `acquire(timeout=…)`, which wraps every acquire in
     `wait_for` and so in a task of its own: a measurable cost on a sub-millisecond lookup.
     """
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
             connection = await pool.acquire()
     except TimeoutError:
+        if on_acquire is not None:
+            on_acquire(None)
         raise DatabaseUnavailable("all database connections are busy") from None
     except CONNECTION_ERRORS as error:
         raise DatabaseUnavailable(f"database unreachable: {type(error).__name__}") from None
+    if on_acquire is not None:
+        on_acquire(time.perf_counter() - started)
     try:
         yield connection
     finally:

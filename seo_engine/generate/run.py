@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import multiprocessing
 import os
 import secrets
@@ -39,6 +40,8 @@ from seo_engine.generate.render_worker import (
 )
 from seo_engine.ingest import sites
 from seo_engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 GENERATE_LOCK_CLASS = 0x5E0E  # advisory lock (class, site id): one generate per site
 
@@ -475,6 +478,9 @@ async def _generate_locked(
     except asyncpg.UniqueViolationError:
         raise GenerateError(await _explain_collision(merger, site, stage)) from None
     report.merge_seconds = time.monotonic() - started
+    log.info(
+        "phase done: merge", extra={"phase": "merge", "seconds": round(report.merge_seconds, 3)}
+    )
     inserted, report.updated, report.removed, report.redirects = counts
     report.inserted += inserted
     report.unchanged = max(0, report.pages - report.inserted - report.updated)
@@ -538,6 +544,9 @@ async def _steps(
         report.rendered += scan.rendered
         report.lengths.add(scan.lengths)
     report.render_seconds = time.monotonic() - started
+    log.info(
+        "phase done: render", extra={"phase": "render", "seconds": round(report.render_seconds, 3)}
+    )
     started = time.monotonic()
     changed = np.unique(np.concatenate([_NO_LOCATIONS, *(scan.changed for scan in scans)]))
     changed_ids: list[int] = changed.tolist()
@@ -559,6 +568,10 @@ async def _steps(
         for written in await workers.run(comparisons):
             placed.update(written)
     report.compare_seconds = time.monotonic() - started
+    log.info(
+        "phase done: compare",
+        extra={"phase": "compare", "seconds": round(report.compare_seconds, 3)},
+    )
     started = time.monotonic()
     touched = {scan.service_id: scan for scan in scans if scan.rendered or len(scan.changed)}
     chosen = set(selected)
@@ -578,3 +591,7 @@ async def _steps(
             report.pages += result.pages
     report.inserted = workers.inserted
     report.build_seconds = time.monotonic() - started
+    log.info(
+        "phase done: build and insert",
+        extra={"phase": "build and insert", "seconds": round(report.build_seconds, 3)},
+    )

@@ -15,7 +15,7 @@ from seo_engine import paths
 from seo_engine.db import database
 from seo_engine.generate import documents
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import answers, cursors, pages, problems, schemas
+from seo_engine.serve import answers, cursors, metrics, pages, problems, schemas
 from seo_engine.serve import sync as sync_tokens
 from seo_engine.serve.cursors import CursorError
 from seo_engine.serve.dependencies import AnswerResources, AppSettings, Pool
@@ -422,9 +422,12 @@ class _ExportStream(StreamingResponse):
         self._slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics.EXPORTS.inc()
+        metrics.EXPORTS_ACTIVE.inc()
         try:
             await super().__call__(scope, receive, send)
         finally:
+            metrics.EXPORTS_ACTIVE.dec()
             self._slots.give_back()
 
 

@@ -14,7 +14,18 @@ from starlette.types import ASGIApp
 from seo_engine import __version__
 from seo_engine.db import changes, database
 from seo_engine.publish import indexnow, release
-from seo_engine.serve import answers, api, favicon, handlers, hotpath, operations, sitemaps, web
+from seo_engine.serve import (
+    answers,
+    api,
+    favicon,
+    handlers,
+    hotpath,
+    metrics,
+    observe,
+    operations,
+    sitemaps,
+    web,
+)
 from seo_engine.serve.compression import Compression
 from seo_engine.serve.directory import SiteDirectory
 from seo_engine.serve.limits import RequestLimits
@@ -35,7 +46,8 @@ class _App(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        return hotpath.HotPaths(stack) if self.hot_paths else stack
+        stack = hotpath.HotPaths(stack) if self.hot_paths else stack
+        return observe.Observe(stack, self.state.settings)  # around everything: every request
 
 
 def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
@@ -71,6 +83,11 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
             app.state.validators,
         )
         tasks = []
+        if settings.metrics:
+            database.on_acquire = metrics.observe_acquire
+            app.state.lookups.on_batch = metrics.LOOKUP_BATCH.observe
+            app.state.metrics = metrics.Publisher(pool, app.state.page_cache, app.state.validators)
+            tasks.append(asyncio.create_task(app.state.metrics.keep_publishing()))
         if settings.page_cache_seconds > 0:
             watchers = (app.state.page_cache, app.state.validators, app.state.shards)
             tasks.append(asyncio.create_task(changes.listen(dsn, settings, *watchers)))

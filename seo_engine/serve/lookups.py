@@ -145,13 +145,18 @@ class PageLookups:
         self._timeout = acquire_timeout
         self.pages: Batcher[PathKey, asyncpg.Record] = Batcher(self._pages, acquire_timeout)
         self.versions: Batcher[PathKey, asyncpg.Record] = Batcher(self._versions, acquire_timeout)
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's size (metrics)
 
     async def _pages(self, keys: list[PathKey]) -> dict[PathKey, asyncpg.Record]:
+        if self.on_batch is not None:
+            self.on_batch(len(keys))
         async with database.acquire(self._pool, self._timeout) as connection:
             rows = await pages.pages_by_paths(connection, keys)
         return {(row["site_id"], row["path"]): row for row in rows}
 
     async def _versions(self, keys: list[PathKey]) -> dict[PathKey, asyncpg.Record]:
+        if self.on_batch is not None:
+            self.on_batch(len(keys))
         async with database.acquire(self._pool, self._timeout) as connection:
             rows = await pages.versions_by_paths(connection, keys)
         return {(row["site_id"], row["path"]): row for row in rows}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from seo_engine.db import database, migrate
-from seo_engine.serve import problems
+from seo_engine.serve import metrics, problems
 from seo_engine.serve.dependencies import AppSettings, Pool
 
 router = APIRouter(tags=["operations"])
@@ -42,3 +42,17 @@ async def readyz(pool: Pool, settings: AppSettings) -> Readiness | Response:
     if not current:
         return problems.unavailable("migrations are pending; run `seo-engine db migrate`")
     return Readiness(status="ready", schema_version=migrate.head())
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request, settings: AppSettings) -> Response:
+    """Prometheus' text format, every worker's figures added up; only for the clients
+    SEO_ENGINE_METRICS_ALLOW names (loopback by default): others get a 404."""
+    client = request.client.host if request.client else None
+    networks = metrics.allowed_networks(settings.metrics_allow)
+    if not settings.metrics or not metrics.may_read(client, networks):
+        return problems.problem(404, "not found")
+    publisher: metrics.Publisher = request.app.state.metrics
+    publisher.publish()  # this worker's latest; the others' are at most seconds old
+    body, media_type = metrics.exposition()
+    return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})

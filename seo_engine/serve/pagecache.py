@@ -54,15 +54,23 @@ class PageCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._bytes = 0
+        # Counted here (plain integers: nothing per request costs more), published to the
+        # metrics every few seconds (app.py).
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
 
     def get(self, key: Hashable) -> Entry | None:
         entry = self._entries.get(key)
         if entry is None:
+            self.misses += 1
             return None
         if entry.expires < time.monotonic():
             self._drop(key)
+            self.misses += 1
             return None
         self._entries.move_to_end(key)
+        self.hits += 1
         return entry
 
     def put(self, key: Hashable, entry: Entry) -> None:
@@ -75,6 +83,7 @@ class PageCache:
         self._bytes += entry.size()
         while self._bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
+            self.evictions += 1
 
     def gzipped(self, key: Hashable, entry: Entry) -> bytes | None:
         """The entry's gzipped body, counted against the budget if the entry is stored."""
@@ -94,6 +103,10 @@ class PageCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
     def _drop(self, key: Hashable) -> None:
         self._bytes -= self._entries.pop(key).size()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
 
+from seo_engine import logs
 from seo_engine.db import database
 from seo_engine.serve.app import create_app
 from seo_engine.settings import Settings, load_settings
@@ -35,6 +39,7 @@ def serving_app(settings: Settings) -> FastAPI:
     """The app as a server process runs it, with the collector told to leave alone what
     lives as long as the process (modules, routes, the OpenAPI models: most objects in
     it), which made every full collection slower (about 4% of the pages served)."""
+    logs.configure(settings.log_format, settings.log_level)
     app = create_app(settings)
     gc.freeze()
     return app
@@ -50,6 +55,7 @@ def serve_app(settings: Settings, options: ServeOptions) -> None:
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
     # instead of the default handler lets atexit stop an embedded server we own.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    logs.configure(settings.log_format, settings.log_level)
     dsn = database.resolve_dsn(settings)
     workers = options.workers or default_workers()
     common: dict[str, object] = {
@@ -63,13 +69,19 @@ def serve_app(settings: Settings, options: ServeOptions) -> None:
         "proxy_headers": True,
         "backlog": 2048,
         "timeout_graceful_shutdown": settings.shutdown_grace,
+        "log_config": None,  # logs.configure: one format for uvicorn's lines and ours
     }
     if workers == 1:
         uvicorn.run(serving_app(settings.model_copy(update={"database_url": dsn})), **common)  # type: ignore[arg-type]
         return
     # Workers are separate processes: they read the settings from the environment, with the
-    # DSN resolved here so that all of them share this process's embedded server.
+    # DSN resolved here so that all of them share this process's embedded server, and
+    # write their metrics into one folder (metrics.py), made new for this run.
     os.environ["DATABASE_URL"] = dsn
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder = tempfile.mkdtemp(prefix="seo-engine-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     uvicorn.run(
         "seo_engine.serve.server:serving_app_from_environment",
         factory=True,

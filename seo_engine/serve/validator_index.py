@@ -91,6 +91,8 @@ class ValidatorIndex:
         self._generation = 0  # bumped by every drop: a build or check that saw one is stale
         self._task: asyncio.Task[None] | None = None  # the build or check in flight
         self._next_task = 0.0  # monotonic time the next build or check may start
+        self.hits = 0  # validators found current (a 304 without the database)
+        self.misses = 0  # not current: answered in full
 
     def ready(self) -> bool:
         """Whether the index can answer now. Starts building it when it is missing, or
@@ -107,7 +109,12 @@ class ValidatorIndex:
         fingerprints = self._fingerprints
         if fingerprints is None:
             return False
-        return fingerprint(site_id, path, content_hash_hex) in fingerprints
+        held = fingerprint(site_id, path, content_hash_hex) in fingerprints
+        if held:
+            self.hits += 1
+        else:
+            self.misses += 1
+        return held
 
     def pages_changed(self, listening: bool) -> None:
         """The listener's news (changes.Watcher): pages may have changed."""
