@@ -78,6 +78,7 @@ def main() -> int:
     args = parser.parse_args()
     admin, _ = gb.connect_server()  # DATABASE_URL, or the benches' embedded server
     dsn = gb.with_database(admin, args.database)
+    gb.cli(["db", "migrate"], dsn)  # a set kept from an earlier commit
     with tempfile.TemporaryDirectory(prefix="metrics-bench-") as work:
         folder = Path(work)
         files = asyncio.run(request_files(dsn, folder))

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 
 from seo_engine import logs
+from seo_engine.serve import metrics
 from seo_engine.serve.app import create_app
 from seo_engine.settings import SettingsError, load_settings
 from tests.conftest import _client, make_settings
 from tests.live import served
 from tests.seeding import SERVICE_HEADER, cli, setup_site, write
+from tests.waiting import until
 
 HOST = {"host": "test.example"}
 PAGE = "/roof-repair/austin-tx"
@@ -55,6 +58,12 @@ def test_metrics_add_up_over_the_workers(site_dsn: str, tmp_path: Path) -> None:
         asyncio.run(burst())
         writers = {file.name.split("_")[-1] for file in folder.glob("counter_*.db")}
         assert len(writers) >= 2, "one worker answered everything: nothing was added up"
+
+        def published() -> bool:  # each worker adds its counts every second
+            text = httpx.get(f"{url}/metrics").text
+            return sample(text, "seo_engine_http_request_duration_seconds_count") >= 120
+
+        until(published, 10, "every worker's requests in /metrics")
         for _ in range(4):  # whichever worker answers the scrape, the totals are the same
             text = httpx.get(f"{url}/metrics").text
             page = sample(
@@ -155,3 +164,30 @@ def test_every_job_is_recorded_with_how_it_ended(fresh_dsn: str, tmp_path: Path)
     assert runs[1]["summary"].startswith("testsite: 8 pages; 8 inserted")
     table = cli(fresh_dsn, "jobs", "--limit", "1")
     assert table.output.count("\n") == 1 and "seed services\t-\tfailed" in table.output
+
+
+def test_requests_counted_in_bulk_read_as_if_observed_one_by_one() -> None:
+    """metrics.add_observations (prometheus-client's private Histogram fields) against the
+    public `observe`: the same exposition for the same durations."""
+    durations = [0.0001, 0.0005, 0.0007, 0.003, 0.003, 0.02, 0.4, 9.0, 30.0, 0.001]
+    registry = CollectorRegistry()
+    one_by_one = Histogram("one", "", buckets=metrics.SECONDS_BUCKETS, registry=registry)
+    in_bulk = Histogram("bulk", "", buckets=metrics.SECONDS_BUCKETS, registry=registry)
+    for seconds in durations:
+        one_by_one.observe(seconds)
+    stats = metrics.RequestStats()
+    for seconds in durations:
+        stats.record("page", 200, "other", seconds)
+    per_bucket = stats._buckets["page"]
+    metrics.add_observations(in_bulk, per_bucket, stats._sums["page"])
+
+    def samples(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        [family] = histogram.collect()
+        return [
+            (sample.name.split("_", 1)[1], sample.labels, round(sample.value, 9))
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        ]
+
+    assert samples(in_bulk) == samples(one_by_one)
+    assert sum(per_bucket) == len(durations)

@@ -47,7 +47,8 @@ class _App(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         stack = hotpath.HotPaths(stack) if self.hot_paths else stack
-        return observe.Observe(stack, self.state.settings)  # around everything: every request
+        # Around everything: every request is counted once.
+        return observe.Observe(stack, self.state.settings, self.state.request_stats)
 
 
 def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
@@ -86,7 +87,9 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
         if settings.metrics:
             database.on_acquire = metrics.observe_acquire
             app.state.lookups.on_batch = metrics.LOOKUP_BATCH.observe
-            app.state.metrics = metrics.Publisher(pool, app.state.page_cache, app.state.validators)
+            app.state.metrics = metrics.Publisher(
+                app.state.request_stats, pool, app.state.page_cache, app.state.validators
+            )
             tasks.append(asyncio.create_task(app.state.metrics.keep_publishing()))
         if settings.page_cache_seconds > 0:
             watchers = (app.state.page_cache, app.state.validators, app.state.shards)
@@ -126,6 +129,7 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
     )
     app.hot_paths = hot_paths
     app.state.settings = settings
+    app.state.request_stats = metrics.RequestStats()
     handlers.install(app)
     app.add_middleware(Compression)
     app.add_middleware(RequestLimits)

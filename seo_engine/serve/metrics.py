@@ -6,13 +6,16 @@ figures there and a scrape of /metrics, whichever worker answers it, adds them u
 worker (or in tests) the figures live in the process. Names are prefixed `seo_engine_`,
 in base units; requests are labelled by route class (ROUTES), never by path.
 
-The request counters are bumped once per request (observe.py); gauges (pool, cache
-bytes, validator index) are set every GAUGE_SECONDS by each worker, not per request.
+What happens per request is counted in plain Python (RequestStats, the page cache's and
+validator index's integers) and added to the Prometheus metrics by each worker every
+PUBLISH_SECONDS, and by the worker answering a scrape before it answers: writing the shared
+figures once per request cost a warm page a quarter of its speed (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ipaddress
 import os
 from typing import TYPE_CHECKING, Any
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 
 # Decided when this module is first imported, as prometheus-client decides where values go.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-GAUGE_SECONDS = 5.0
+PUBLISH_SECONDS = 1.0
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 REQUESTS = Counter(
@@ -146,6 +149,58 @@ def agent_class(user_agent: bytes) -> str:
     return "crawler" if any(mark in lowered for mark in CRAWLERS) else "other"
 
 
+class RequestStats:
+    """A worker's request counts and durations since the last `flush`, in plain Python."""
+
+    __slots__ = ("_agents", "_buckets", "_counts", "_sums")
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._buckets: dict[str, list[int]] = {}  # per route: one count per bucket, +Inf last
+        self._sums: dict[str, float] = {}
+        self._agents: dict[bytes, str] = {}  # user agents seen: a crawler's never changes
+
+    def agent(self, user_agent: bytes) -> str:
+        found = self._agents.get(user_agent)
+        if found is None:
+            if len(self._agents) >= 4096:
+                self._agents.clear()
+            found = self._agents[user_agent] = agent_class(user_agent)
+        return found
+
+    def record(self, route: str, status: int, agent: str, seconds: float) -> None:
+        key = (route, str(status), agent)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        buckets = self._buckets.get(route)
+        if buckets is None:
+            buckets = self._buckets[route] = [0] * (len(SECONDS_BUCKETS) + 1)
+            self._sums[route] = 0.0
+        # The bucket `observe` would count it in: the first bound it does not exceed.
+        buckets[bisect.bisect_left(SECONDS_BUCKETS, seconds)] += 1
+        self._sums[route] += seconds
+
+    def flush(self) -> None:
+        """Add everything recorded to the Prometheus metrics, and start again."""
+        counts, self._counts = self._counts, {}
+        for key, count in counts.items():
+            REQUESTS.labels(*key).inc(count)
+        buckets, self._buckets = self._buckets, {}
+        sums, self._sums = self._sums, {}
+        for route, per_bucket in buckets.items():
+            add_observations(DURATION.labels(route), per_bucket, sums[route])
+
+
+def add_observations(histogram: Histogram, per_bucket: list[int], total: float) -> None:
+    """Add to a histogram what `observe` would add for observations with these counts per
+    bucket and this sum. prometheus-client has no public call for it: this uses its
+    Histogram's `_buckets` and `_sum` (pinned below its next minor in pyproject.toml;
+    tests/test_observability.py checks the result equals `observe`'s)."""
+    for value, count in zip(histogram._buckets, per_bucket, strict=True):
+        if count:
+            value.inc(count)
+    histogram._sum.inc(total)
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -183,17 +238,25 @@ def observe_acquire(seconds: float | None) -> None:
 
 
 class Publisher:
-    """Publishes a worker's figures that are counted in plain integers (page cache,
-    validator index) or read off objects (pool, cache bytes): every GAUGE_SECONDS, and
+    """Publishes a worker's figures that are counted in plain Python (requests, page cache,
+    validator index) or read off objects (pool, cache bytes): every PUBLISH_SECONDS, and
     before this worker answers a scrape."""
 
-    def __init__(self, pool: Any, page_cache: PageCache, validators: ValidatorIndex) -> None:
+    def __init__(
+        self,
+        requests: RequestStats,
+        pool: Any,
+        page_cache: PageCache,
+        validators: ValidatorIndex,
+    ) -> None:
+        self._requests = requests
         self._pool = pool
         self._cache = page_cache
         self._validators = validators
         self._published: dict[str, int] = {}
 
     def publish(self) -> None:
+        self._requests.flush()
         size = self._pool.get_size()
         POOL_CONNECTIONS.set(size)
         POOL_IN_USE.set(size - self._pool.get_idle_size())
@@ -214,4 +277,4 @@ class Publisher:
     async def keep_publishing(self) -> None:
         while True:
             self.publish()
-            await asyncio.sleep(GAUGE_SECONDS)
+            await asyncio.sleep(PUBLISH_SECONDS)

@@ -14,7 +14,6 @@ import os
 import re
 import time
 
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seo_engine import logs
@@ -39,13 +38,12 @@ class RequestIds:
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, stats: metrics.RequestStats) -> None:
         self.app = app
         self.metrics = settings.metrics
         self.access_log = settings.access_log
         self.ids = RequestIds()
-        self._counters: dict[tuple[str, str, str], Counter] = {}
-        self._durations: dict[str, Histogram] = {}
+        self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,14 +63,14 @@ class Observe:
         echoed = (REQUEST_ID_HEADER, request_id.encode())
         route = metrics.route_class(scope["path"])
         status = 500  # unless a response starts
+        seconds = 0.0  # to the response's start
 
         async def observed(message: Message) -> None:
-            nonlocal status
+            nonlocal status, seconds
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), echoed]
-                if self.metrics:
-                    self._duration(route).observe(time.perf_counter() - started)
+                seconds = time.perf_counter() - started
             await send(message)
 
         token = logs.REQUEST_ID.set(request_id)
@@ -81,7 +79,7 @@ class Observe:
         finally:
             logs.REQUEST_ID.reset(token)
             if self.metrics:
-                self._count(route, status, metrics.agent_class(user_agent))
+                self.stats.record(route, status, self.stats.agent(user_agent), seconds)
             if self.access_log:
                 access.info(
                     "%s %s %d",
@@ -97,16 +95,3 @@ class Observe:
                         "agent": metrics.agent_class(user_agent),
                     },
                 )
-
-    def _count(self, route: str, status: int, agent: str) -> None:
-        key = (route, str(status), agent)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = metrics.REQUESTS.labels(*key)
-        counter.inc()
-
-    def _duration(self, route: str) -> Histogram:
-        histogram = self._durations.get(route)
-        if histogram is None:
-            histogram = self._durations[route] = metrics.DURATION.labels(route)
-        return histogram
