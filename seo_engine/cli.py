@@ -153,6 +153,34 @@ def settings() -> Settings:
     return config
 
 
+def purge_mark(config: Settings) -> str | None:
+    """Before a job that changes pages: the snapshot its CDN purge starts from."""
+    return run(workflows.purge_mark, config) if config.purge else None
+
+
+def show_purge(config: Settings, site: str, snapshot: str | None) -> None:
+    """After the job committed: print what a CDN must purge, or send it to the webhook."""
+    if snapshot is None:
+        return
+    with reported_errors():
+        purge, problem = run(workflows.purge_after, config, site, snapshot)
+    if not purge.keys:
+        return
+    scope = (
+        "every page (over SEO_ENGINE_PURGE_MAX_KEYS)"
+        if purge.everything
+        else (f"{purge.pages:,} page(s)")
+    )
+    if config.purge == "print":
+        typer.echo(f"purge keys ({scope}): " + " ".join(purge.keys))
+        if purge.urls:
+            typer.echo("purge urls: " + " ".join(purge.urls))
+    elif problem:
+        typer.secho(f"warning: {problem}; purge by hand: {' '.join(purge.keys)}", err=True)
+    else:
+        typer.echo(f"purge: {len(purge.keys):,} key(s) for {scope} sent to the webhook")
+
+
 def job(
     config: Settings, name: str, site: str | None, record: bool = True
 ) -> AbstractContextManager[jobs.JobRecord]:
@@ -564,9 +592,11 @@ def generate(
         site=site, services=tuple(service or ()), workers=workers, force=force
     )
     with reported_errors(), job(config, "generate", site) as record:
+        snapshot = purge_mark(config)
         report = run(workflows.generate_pages, config, options)
         record.summary = generate_summary(report)
     show_generate(report)
+    show_purge(config, report.site, snapshot)
 
 
 @app.command()

@@ -11,7 +11,17 @@ import orjson
 import typer
 
 from seo_engine import workflows
-from seo_engine.cli import EXIT_USAGE, SiteOption, fail, job, reported_errors, run, settings
+from seo_engine.cli import (
+    EXIT_USAGE,
+    SiteOption,
+    fail,
+    job,
+    purge_mark,
+    reported_errors,
+    run,
+    settings,
+    show_purge,
+)
 from seo_engine.publish import release
 
 publish_app = typer.Typer(
@@ -85,6 +95,7 @@ def _step(
 ) -> None:
     config = settings()
     with reported_errors(), job(config, f"publish {state}", site, record=not dry_run) as record:
+        snapshot = None if dry_run else purge_mark(config)
         report, chosen = run(workflows.publish_change, config, site, selection, state, at, dry_run)
         record.summary = (
             f"{report.site}: {report.pages:,} page(s) now {state}"
@@ -97,6 +108,7 @@ def _step(
         typer.echo(f"{report.site}: {chosen:,} page(s) selected; nothing changed (--dry-run)")
         return
     typer.echo(record.summary)
+    show_purge(config, report.site, snapshot)
 
 
 @publish_app.command("live")
@@ -247,6 +259,7 @@ def publish_release(site: SiteOption = None) -> None:
     """
     config = settings()
     with reported_errors(), job(config, "publish release", site) as record:
+        snapshot = purge_mark(config)
         report = run(workflows.publish_release, config, site)
         scheduled = report.scheduled.went_live if report.scheduled else 0
         drip = report.drip.went_live if report.drip else 0
@@ -255,6 +268,7 @@ def publish_release(site: SiteOption = None) -> None:
             f"{drip:,} from the drip backlog in {len(report.slots)} daily release(s))"
         )
     typer.echo(record.summary)
+    show_purge(config, report.site, snapshot)
 
 
 @publish_app.command("status")

@@ -55,3 +55,16 @@ def page_path_regex(pattern: str) -> re.Pattern[str]:
     """The paths a site's path pattern produces (use .fullmatch), e.g. /{service}/{location}."""
     parts = re.split(r"(\{service\}|\{location\})", pattern)
     return re.compile("".join(SLUG if part in PLACEHOLDERS else re.escape(part) for part in parts))
+
+
+@lru_cache(maxsize=64)
+def _page_slugs_regex(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{service\}|\{location\})", pattern)
+    groups = {"{service}": f"(?P<service>{SLUG})", "{location}": f"(?P<location>{SLUG})"}
+    return re.compile("".join(groups.get(part, re.escape(part)) for part in parts))
+
+
+def page_slugs(pattern: str, path: str) -> tuple[str, str] | None:
+    """(service slug, location slug) of a page path under a site's path pattern."""
+    found = _page_slugs_regex(pattern).fullmatch(path)
+    return (found["service"], found["location"]) if found else None

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
         description="Seconds between the server's IndexNow pushes of sites with a key "
         "(0: none; `seo-engine indexnow push` sends them).",
     )
+    purge: str | None = Field(
+        default=None,
+        description="After a generate or publishing step, the CDN keys and URLs it changed: "
+        "`print` them, or POST them to this http(s) URL (unset: neither).",
+    )
+    purge_max_keys: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Most pages purged one by one; past it the site's key stands for all.",
+    )
     robots_disallow_all: bool = Field(
         default=False, description="Staging: robots.txt disallows everything."
     )
@@ -108,6 +119,13 @@ class Settings(BaseSettings):
             if part.strip():
                 ipaddress.ip_network(part.strip(), strict=False)  # ValueError names it
         return value
+
+    @field_validator("purge")
+    @classmethod
+    def _print_or_web_address(cls, value: str | None) -> str | None:
+        if value and value != "print" and not value.startswith(("http://", "https://")):
+            raise ValueError("must be `print` or an http:// or https:// URL")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

@@ -12,7 +12,7 @@ from seo_engine.ingest import dimensions, overrides, sites
 from seo_engine.ingest.dimensions import SeedOptions, SeedReport
 from seo_engine.progress import Progress
 from seo_engine.publish import indexnow, plan, release
-from seo_engine.serve import preview, static_export
+from seo_engine.serve import preview, static_export, surrogate, sync
 from seo_engine.settings import Settings
 
 
@@ -208,3 +208,26 @@ async def publish_status(settings: Settings, site_slug: str | None) -> plan.Stat
 async def publish_preview(settings: Settings, site_slug: str | None, days: int) -> list[plan.Day]:
     async with database.session(settings) as connection:
         return await plan.preview(connection, await sites.find(connection, site_slug), days)
+
+
+async def purge_mark(settings: Settings) -> str:
+    """The snapshot before a job: what it changes, this snapshot does not see."""
+    async with database.session(settings) as connection:
+        return await sync.current_snapshot(connection)
+
+
+async def purge_after(
+    settings: Settings, site_slug: str, snapshot: str
+) -> tuple[surrogate.Purge, str | None]:
+    """What changed since `snapshot`, sent to the purge webhook when there is one; returns
+    the purge and, if the webhook did not take it, why."""
+    async with database.session(settings) as connection:
+        site = await sites.find(connection, site_slug)
+        purge = await surrogate.changed(connection, site, snapshot, settings.purge_max_keys)
+    if settings.purge in (None, "print") or not purge.keys:
+        return purge, None
+    try:
+        await surrogate.send(settings.purge, purge)
+    except surrogate.PurgeError as error:
+        return purge, str(error)
+    return purge, None

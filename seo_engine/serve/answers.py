@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from seo_engine import etags, paths
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import conditional, html, problems, rendering
+from seo_engine.serve import conditional, html, problems, rendering, surrogate, sync
 from seo_engine.serve.directory import SiteDirectory, site_for_host, site_for_slug
 from seo_engine.serve.lookups import PageLookups
 from seo_engine.serve.pagecache import Entry, PageCache
@@ -133,9 +133,12 @@ def document_headers(tag: str, modified: datetime) -> dict[str, str]:
 class _Document:
     """/api/v1/pages/{service}/{location}: the stored document, as it is."""
 
-    __slots__ = ("key", "path")
+    __slots__ = ("key", "location", "path", "service", "site")
 
     def __init__(self, site: Site, service: str, location: str) -> None:
+        self.site = site
+        self.service = service
+        self.location = location
         self.path = (site.id, site.page_path(service, location))
         self.key = ("document", *self.path)
 
@@ -151,10 +154,14 @@ class _Document:
     def not_modified(tag: str) -> Answer:
         return Answer(304, [(b"etag", tag.encode()), _API_CACHE, VARY], b"")
 
-    @staticmethod
-    def entry(row: Any, with_body: bool) -> Entry:
+    def entry(self, row: Any, with_body: bool) -> Entry:
         tag = etags.of_document(row["content_hash"])
+        version = f"documents-{sync.SCHEMA_VERSION}"
+        keys = surrogate.page_keys(
+            self.site.slug, self.service, self.location, self.path[1], version
+        )
         headers = _raw(document_headers(tag, row["updated_at"]), JSON_TYPE, VARY)
+        headers += surrogate.headers(keys)
         return Entry(tag, row["updated_at"], headers, row["document"] if with_body else None)
 
 
@@ -182,17 +189,29 @@ class _Page:
         return Answer(304, [(b"etag", tag.encode()), _HTML_CACHE, VARY], b"")
 
     def entry(self, row: Any, with_body: bool) -> Entry:
+        keys = self.keys()
         if not with_body:
             tag = html.page_etag(row["content_hash"])
             headers = rendering.page_headers(tag, row["updated_at"], row["indexable"], None)
-            return Entry(tag, row["updated_at"], _raw(headers, HTML_TYPE, VARY), None)
+            return Entry(tag, row["updated_at"], _raw(headers, HTML_TYPE, VARY, *keys), None)
         rendered = rendering.render_page(self.site, row)
         headers = rendering.page_headers(
             rendered.etag, rendered.modified, rendered.indexable, rendered.alternate
         )
         return Entry(
-            rendered.etag, rendered.modified, _raw(headers, HTML_TYPE, VARY), rendered.body
+            rendered.etag,
+            rendered.modified,
+            _raw(headers, HTML_TYPE, VARY, *keys),
+            rendered.body,
         )
+
+    def keys(self) -> list[Header]:
+        slugs = paths.page_slugs(self.site.path_pattern, self.path[1])
+        if slugs is None:  # not a page path (the caller checked: never)
+            return []
+        version = html.current_template_version()
+        keys = surrogate.page_keys(self.site.slug, *slugs, self.path[1], version)
+        return surrogate.headers(keys)
 
 
 async def document(

@@ -17,10 +17,12 @@ from datetime import datetime
 
 from seo_engine.serve import compression
 
-# What an entry costs beside its bodies: its key, the Entry, its headers and the map's slot
-# (measured with tracemalloc: about 1.1 KB). Counting 512 let a cache of version-only
-# entries grow to twice its budget.
-ENTRY_OVERHEAD_BYTES = 1152
+# What an entry costs beside its bodies and headers: its key, the Entry and the map's slot;
+# and each header beside its bytes: a tuple of two bytes objects and a list slot (measured
+# with tracemalloc, tests/test_hotpath.py: a cache of version-only entries, about 1.5 KB
+# each with the surrogate keys, stays within its budget).
+ENTRY_OVERHEAD_BYTES = 320
+HEADER_OVERHEAD_BYTES = 136
 
 
 @dataclass(slots=True)
@@ -43,7 +45,10 @@ class Entry:
         return self._gzipped
 
     def size(self) -> int:
-        return len(self.body or b"") + len(self._gzipped or b"") + ENTRY_OVERHEAD_BYTES
+        headers = sum(
+            len(name) + len(value) + HEADER_OVERHEAD_BYTES for name, value in self.headers
+        )
+        return len(self.body or b"") + len(self._gzipped or b"") + headers + ENTRY_OVERHEAD_BYTES
 
 
 class PageCache:
