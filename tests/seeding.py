@@ -65,6 +65,19 @@ def setup_site(dsn: str, tmp_path: Path, generate: bool = True) -> None:
         assert result.exit_code == 0, result.output
 
 
+def setup_bundled_subset(dsn: str, tmp_path: Path, count: int) -> Path:
+    """The test site with the first `count` bundled US locations and two services,
+    generated; returns the locations file (to change and seed again)."""
+    assert cli(dsn, "sites", "add", str(DATA / "site.toml")).exit_code == 0
+    locations = subset_of_bundled_locations(tmp_path, count)
+    assert cli(dsn, "seed", "locations", str(locations)).exit_code == 0
+    services = write(tmp_path / "services.csv", SERVICE_HEADER, SERVICES)
+    assert cli(dsn, "seed", "services", str(services)).exit_code == 0
+    result = cli(dsn, "generate", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    return locations
+
+
 async def afetch(dsn: str, query: str, *params: object) -> list[asyncpg.Record]:
     """`fetch` for async tests."""
     connection = await asyncpg.connect(dsn)

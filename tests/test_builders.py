@@ -22,16 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import served
-from tests.seeding import (
-    DATA,
-    LOCATION_HEADER,
-    SERVICE_HEADER,
-    SERVICES,
-    cli,
-    fetch,
-    subset_of_bundled_locations,
-    write,
-)
+from tests.seeding import LOCATION_HEADER, cli, fetch, setup_bundled_subset, write
 
 INTEGRATIONS = Path(__file__).parent.parent / "integrations"
 NODE_MODULES = INTEGRATIONS / "node_modules"
@@ -119,19 +110,6 @@ def check_build(output: Path, expected: dict[str, Page]) -> None:
         assert etag and html.unescape(etag.group(1)).strip('"') == page.hash, path
 
 
-def make_site(dsn: str, tmp_path: Path) -> Path:
-    """The test site with LOCATIONS bundled locations and two services; returns the
-    locations file (to change and seed again)."""
-    assert cli(dsn, "sites", "add", str(DATA / "site.toml")).exit_code == 0
-    locations = subset_of_bundled_locations(tmp_path, LOCATIONS)
-    assert cli(dsn, "seed", "locations", str(locations)).exit_code == 0
-    services = write(tmp_path / "services.csv", SERVICE_HEADER, SERVICES)
-    assert cli(dsn, "seed", "services", str(services)).exit_code == 0
-    result = cli(dsn, "generate", "--workers", "1")
-    assert result.exit_code == 0, result.output
-    return locations
-
-
 def change_and_remove(dsn: str, locations: Path) -> tuple[set[str], set[str]]:
     """Seed again without the last location and with another population for the first,
     then generate. Returns the paths whose content changed and the paths removed."""
@@ -168,7 +146,7 @@ def test_astro_builds_then_syncs_exactly_what_a_generate_changed(
     fresh_dsn: str, tmp_path: Path
 ) -> None:
     installed()
-    locations = make_site(fresh_dsn, tmp_path)
+    locations = setup_bundled_subset(fresh_dsn, tmp_path, LOCATIONS)
     site = site_copy("astro", tmp_path)
     build = ["node", "node_modules/astro/astro.js", "build"]
     with served({"DATABASE_URL": fresh_dsn}, workers=1) as url:
@@ -210,7 +188,7 @@ def test_eleventy_builds_then_syncs_with_conditional_requests(
     fresh_dsn: str, tmp_path: Path
 ) -> None:
     installed()
-    locations = make_site(fresh_dsn, tmp_path)
+    locations = setup_bundled_subset(fresh_dsn, tmp_path, LOCATIONS)
     site = site_copy("eleventy", tmp_path)
     build = ["node", "node_modules/@11ty/eleventy/cmd.cjs"]
     with served({"DATABASE_URL": fresh_dsn}, workers=1) as url:
@@ -235,7 +213,7 @@ def test_eleventy_builds_then_syncs_with_conditional_requests(
 @pytest.mark.builders
 def test_hugo_builds_the_site_from_the_export(fresh_dsn: str, tmp_path: Path) -> None:
     installed()
-    locations = make_site(fresh_dsn, tmp_path)
+    locations = setup_bundled_subset(fresh_dsn, tmp_path, LOCATIONS)
     site = site_copy("hugo", tmp_path)
     build = [str(HUGO), "--cacheDir", str(tmp_path / "hugo-cache"), "--destination", "public"]
     with served({"DATABASE_URL": fresh_dsn}, workers=1) as url:

@@ -23,7 +23,7 @@ from tests.seeding import (
     SERVICES,
     afetch,
     cli,
-    subset_of_bundled_locations,
+    setup_bundled_subset,
     write,
 )
 
@@ -85,12 +85,7 @@ async def check(dsn: str, consumer: Consumer) -> None:
 def test_a_consumer_syncing_through_a_generate_of_every_page_misses_nothing(
     fresh_dsn: str, tmp_path: Path
 ) -> None:
-    assert cli(fresh_dsn, "sites", "add", str(DATA / "site.toml")).exit_code == 0
-    locations = subset_of_bundled_locations(tmp_path, 400)
-    assert cli(fresh_dsn, "seed", "locations", str(locations)).exit_code == 0
-    services = write(tmp_path / "services.csv", SERVICE_HEADER, SERVICES)
-    assert cli(fresh_dsn, "seed", "services", str(services)).exit_code == 0
-    assert cli(fresh_dsn, "generate", "--workers", "1").exit_code == 0
+    setup_bundled_subset(fresh_dsn, tmp_path, 400)
     # Every page's intro changes, and one service goes: the next generate rewrites all.
     site = (DATA / "site.toml").read_text().replace("Serving", "Now serving")
     (tmp_path / "site.toml").write_text(site)
