@@ -157,6 +157,8 @@ def test_astro_builds_then_syncs_exactly_what_a_generate_changed(
         gutters = sorted(path for path in pages if path.startswith("/gutter-cleaning/"))
         index = (site / "dist" / "index.html").read_text(encoding="utf-8")
         assert sorted(re.findall(r'data-id="([^"]+)"', index)) == [path[1:] for path in gutters]
+        # `fields` keeps only what it names (and the path and content hash).
+        assert set(re.findall(r'data-fields="([^"]+)"', index)) == {"etag,path,title"}
 
         changed, removed = change_and_remove(fresh_dsn, locations)
         second = run(build, site, url)
