@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import ipaddress
 import os
 from typing import TYPE_CHECKING, Any
@@ -204,12 +205,13 @@ def add_observations(histogram: Histogram, per_bucket: list[int], total: float) 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def allowed_networks(setting: str) -> list[Network]:
+@functools.cache  # one setting per process: parsed once, not per scrape
+def allowed_networks(setting: str) -> tuple[Network, ...]:
     parts = (part.strip() for part in setting.split(","))
-    return [ipaddress.ip_network(part, strict=False) for part in parts if part]
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
 
-def may_read(client: str | None, networks: list[Network]) -> bool:
+def may_read(client: str | None, networks: tuple[Network, ...]) -> bool:
     """Whether a client address may read /metrics."""
     if client is None:
         return False
