@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from seo_engine import __version__, audit_report, audit_view, jobs, logs, resources, workflows
-from seo_engine.db import database, migrate
+from seo_engine.db import database, migrate, replicas
 from seo_engine.db.embedded import EmbeddedError
 from seo_engine.db.migrate import MigrationError
 from seo_engine.generate.run import GenerateBusy, GenerateError, GenerateOptions, GenerateReport
@@ -179,6 +179,21 @@ def show_purge(config: Settings, site: str, snapshot: str | None) -> None:
         typer.secho(f"warning: {problem}; purge by hand: {' '.join(purge.keys)}", err=True)
     else:
         typer.echo(f"purge: {len(purge.keys):,} key(s) for {scope} sent to the webhook")
+
+
+def show_replay(config: Settings, timeout: float) -> None:
+    """After the job committed: wait until every read replica has replayed it."""
+    try:
+        names = run(workflows.wait_for_replicas, config, timeout)
+    except replicas.ReplicasBehind as error:
+        fail(f"the change is committed on the primary, but {error}", EXIT_TEMPORARY)
+    except database.UNAVAILABLE as error:
+        fail(
+            "the change is committed; the primary could not be asked how far it has written "
+            f"({type(error).__name__})",
+            EXIT_UNAVAILABLE,
+        )
+    typer.echo(f"replayed by {len(names)} read replica(s): {', '.join(names)}")
 
 
 def job(
@@ -580,6 +595,17 @@ def generate(
         bool,
         typer.Option("--force", help="Render every page, also those built from unchanged inputs."),
     ] = False,
+    wait_for_replicas: Annotated[
+        float | None,
+        typer.Option(
+            "--wait-for-replicas",
+            metavar="SECONDS",
+            min=0.1,
+            max=86400,
+            help="Then wait up to SECONDS until every read replica "
+            "(SEO_ENGINE_READ_DATABASE_URL) has replayed the change; exit 75 if one has not.",
+        ),
+    ] = None,
 ) -> None:
     """Render every service x location page and merge changes into the page set. A page
     whose inputs (code, site file, its service and the services it links to, its location,
@@ -588,6 +614,11 @@ def generate(
     Example: seo-engine generate --site localpros --service roof-repair
     """
     config = settings()
+    if wait_for_replicas is not None and config.read_database_url is None:
+        fail(
+            "--wait-for-replicas: no read replicas are configured (SEO_ENGINE_READ_DATABASE_URL)",
+            EXIT_USAGE,
+        )
     options = GenerateOptions(
         site=site, services=tuple(service or ()), workers=workers, force=force
     )
@@ -597,6 +628,8 @@ def generate(
         record.summary = generate_summary(report)
     show_generate(report)
     show_purge(config, report.site, snapshot)
+    if wait_for_replicas is not None:
+        show_replay(config, wait_for_replicas)
 
 
 @app.command()

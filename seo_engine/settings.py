@@ -5,9 +5,30 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# Libpq-style URLs may list several hosts (`postgresql://user@h1:5433,h2:5434/db?…`).
+def host_urls(url: str) -> list[str]:
+    """One URL per host: the same URL for h1:5433 and for h2:5434. A URL without a host in
+    its authority (`postgresql:///db?host=/run/postgresql`) is one URL; ValueError for an
+    empty entry in a list of hosts."""
+    parts = urlsplit(url)
+    user, at, hosts = parts.netloc.rpartition("@")
+    names = [host.strip() for host in hosts.split(",")]
+    if len(names) == 1:
+        return [url]
+    if not all(names):
+        raise ValueError("names an empty host in its list of hosts")
+    return [urlunsplit(parts._replace(netloc=user + at + name)) for name in names]
+
+
+def display_name(url: str) -> str:
+    """host:port of a one-host URL, for logs, /readyz and metric labels (no credentials)."""
+    return urlsplit(url).netloc.rpartition("@")[2] or "localhost"
 
 
 class SettingsError(Exception):
@@ -25,6 +46,19 @@ class Settings(BaseSettings):
         default=None,
         validation_alias="DATABASE_URL",
         description="PostgreSQL to use; unset means the embedded server in data_dir.",
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="Read replicas (streaming standbys) for the server's reads: one host or "
+        "several (`postgresql://user@host1:5432,host2:5432/db`); unset: reads go to the "
+        "primary. The CLI, migrations, LISTEN and the cursor key always use the primary.",
+    )
+    replica_max_lag: float = Field(
+        default=10.0,
+        gt=0,
+        le=86400,
+        description="Seconds a replica may be behind the primary and still serve reads; "
+        "past it reads go to the other replicas or the primary.",
     )
     data_dir: Path = Field(
         default=Path(".seo-engine"),
@@ -127,11 +161,13 @@ class Settings(BaseSettings):
             raise ValueError("must be `print` or an http:// or https:// URL")
         return value or None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
     def _postgres_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgres://", "postgresql://")):
             raise ValueError("must start with postgresql:// or postgres://")
+        if value:
+            host_urls(value)  # ValueError names the problem
         return value or None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from seo_engine.db import database
+from seo_engine.db import database, replicas
 from seo_engine.generate import audit, override_review, run
 from seo_engine.ingest import dimensions, overrides, sites
 from seo_engine.ingest.dimensions import SeedOptions, SeedReport
@@ -208,6 +208,12 @@ async def publish_status(settings: Settings, site_slug: str | None) -> plan.Stat
 async def publish_preview(settings: Settings, site_slug: str | None, days: int) -> list[plan.Day]:
     async with database.session(settings) as connection:
         return await plan.preview(connection, await sites.find(connection, site_slug), days)
+
+
+async def wait_for_replicas(settings: Settings, timeout: float) -> list[str]:
+    """Wait until every read replica has replayed what the primary has written so far."""
+    async with database.session(settings) as connection:
+        return await replicas.wait_for_replay(connection, settings, timeout)
 
 
 async def purge_mark(settings: Settings) -> str:

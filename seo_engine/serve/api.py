@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from seo_engine import paths
-from seo_engine.db import database
+from seo_engine.db import database, replicas
 from seo_engine.generate import documents
 from seo_engine.ingest.sites import Site
 from seo_engine.serve import answers, cursors, metrics, pages, problems, schemas
@@ -82,11 +82,12 @@ async def resolve_site(
     return await directory(request).resolve(pool, acquire_timeout, slug)
 
 
-async def cursor_key(request: Request, pool: Any, acquire_timeout: float) -> bytes:
-    """The signing key, read once per process (created in the database on first use)."""
+async def cursor_key(request: Request, acquire_timeout: float) -> bytes:
+    """The signing key, read once per process (created in the database on first use, so
+    read on the primary: a replica may not have it yet)."""
     key: bytes | None = getattr(request.app.state, "cursor_key", None)
     if key is None:
-        async with database.acquire(pool, acquire_timeout) as connection:
+        async with database.acquire(request.app.state.pool, acquire_timeout) as connection:
             key = await cursors.load_key(connection)
         request.app.state.cursor_key = key
     return key
@@ -161,7 +162,7 @@ async def list_locations(
     limit: LimitParam = DEFAULT_LIMIT,
 ) -> Response:
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
-    key = await cursor_key(request, pool, settings.acquire_timeout)
+    key = await cursor_key(request, settings.acquire_timeout)
     query = f"locations|{chosen.id}|{region}"
     after = cursors.decode(key, query, cursor)[0] if cursor else 0
     if not isinstance(after, int):
@@ -285,16 +286,23 @@ async def list_pages(
         return problems.problem(400, clash)
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
     since = _aware(updated_since) if updated_since else None
-    key = await cursor_key(request, pool, settings.acquire_timeout)
+    key = await cursor_key(request, settings.acquire_timeout)
     filters_key = (service, location, region)
     query = list_fingerprint(chosen.id, *filters_key, indexable, state, sync, since)
     position = cursors.decode(key, query, cursor) if cursor else None
     token_query = sync_tokens.fingerprint(chosen.id, *filters_key)
     seen = None if sync is None else sync_tokens.snapshot_of(key, token_query, sync)
-    async with database.acquire(pool, settings.acquire_timeout) as connection:
+    if position:  # a later page: the first page's snapshot, read where that one was read
+        snapshot, floor = _read_point(position)
+        reads = replicas.caught_up(pool, floor)
+    else:
+        reads = pool
+    async with database.acquire(reads, settings.acquire_timeout) as connection:
         # The snapshot before the first page's read: the token every page of this list
-        # hands out (a later page carries it in its cursor).
-        snapshot = position[0] if position else await sync_tokens.current_snapshot(connection)
+        # hands out (a later page carries it in its cursor, with how far that server had
+        # replayed: later pages are read where at least that much is, never further back).
+        if not position:
+            snapshot, floor = await sync_tokens.read_point(connection)
         filters = await _filters(connection, chosen, service, location, region, indexable, state)
         rows = await _page_rows(connection, chosen, filters, since, seen, position, limit + 1)
         total = None
@@ -311,7 +319,7 @@ async def list_pages(
             at = [last["change_xid"], last["id"]]
         else:
             at = [last["id"]]
-        next_cursor = cursors.encode(key, query, [snapshot, *at])
+        next_cursor = cursors.encode(key, query, [snapshot, floor, *at])
     next_url = _next_url(request, next_cursor)
     api_base = str(request.base_url).rstrip("/") + router.prefix
     token = sync_tokens.issue(key, token_query, snapshot)
@@ -328,11 +336,24 @@ async def list_pages(
     return json_response(body, headers=headers)
 
 
+# A list's cursor: [snapshot, WAL floor, *keyset position]. Version 2 added the floor; a
+# cursor of another version is refused (400), never misread.
+LIST_CURSOR_VERSION = 2
+
+
 def list_fingerprint(site_id: int, *parameters: object) -> str:
     """What a page list's cursor is for: its site and every parameter but the cursor and
     limit (service, location, region, indexable, state, sync, updated_since)."""
     parts = [p.isoformat() if isinstance(p, datetime) else p for p in parameters]
-    return "|".join(str(part) for part in ("pages", site_id, *parts))
+    return "|".join(str(part) for part in ("pages", LIST_CURSOR_VERSION, site_id, *parts))
+
+
+def _read_point(position: list[Any]) -> tuple[str, int]:
+    """The snapshot and WAL floor a list's cursor carries."""
+    try:
+        return str(position[0]), int(position[1])
+    except (ValueError, TypeError, IndexError):
+        raise CursorError("cursor is not valid") from None
 
 
 def _clash(**given: object) -> str | None:
@@ -361,7 +382,7 @@ async def _page_rows(
     """One page of the list: by id, by (updated_at, id), or what `seen` did not see."""
     if filters is None:
         return []
-    at = position[1:] if position else None
+    at = position[2:] if position else None
     try:
         if since is not None:
             start = (datetime.fromisoformat(at[0]), int(at[1])) if at else (since, 0)
@@ -457,7 +478,7 @@ async def export(
     if sync is not None and updated_since is not None:
         return problems.problem(400, "use sync or updated_since, not both")
     chosen = await resolve_site(request, pool, settings.acquire_timeout, site)
-    key = await cursor_key(request, pool, settings.acquire_timeout)
+    key = await cursor_key(request, settings.acquire_timeout)
     token_query = sync_tokens.fingerprint(chosen.id, service, location, region)  # as the list's
     seen = None if sync is None else sync_tokens.snapshot_of(key, token_query, sync)
     slots: ExportSlots = request.app.state.export_slots
@@ -467,7 +488,7 @@ async def export(
     timeout = settings.acquire_timeout
     try:
         async with database.acquire(pool, timeout) as connection:
-            snapshot = await sync_tokens.current_snapshot(connection)
+            snapshot, floor = await sync_tokens.read_point(connection)
             filters = await _filters(connection, chosen, service, location, region, None)
     except BaseException:
         slots.give_back()
@@ -481,8 +502,10 @@ async def export(
             position = (since, 0)
         elif seen is not None:
             position = (seen, *sync_tokens.FIRST)
+        # Each chunk from a server that has replayed what the first read saw.
+        reads = replicas.caught_up(pool, floor)
         while filters is not None:  # None: a named service or location does not exist
-            async with database.acquire(pool, timeout) as connection:
+            async with database.acquire(reads, timeout) as connection:
                 rows = await pages.export_chunk(connection, chosen, filters, position, EXPORT_CHUNK)
             if not rows:
                 break

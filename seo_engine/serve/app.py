@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from seo_engine import __version__
-from seo_engine.db import changes, database
+from seo_engine.db import changes, database, replicas
 from seo_engine.publish import indexnow, release
 from seo_engine.serve import (
     answers,
@@ -69,30 +69,47 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
             log.warning("%s; serving 503 until the database answers", error.reason)
             pool = await database.create_pool(dsn, settings, lazy=True)
         app.state.pool = pool
+        reads: database.ReadSource = pool
+        if settings.read_database_url is not None:
+            app.state.replicas = await replicas.open_read_pools(pool, settings)
+            reads = app.state.replicas
+        app.state.reads = reads
         app.state.sites = SiteDirectory()
-        app.state.lookups = PageLookups(pool, settings.acquire_timeout)
+        app.state.lookups = PageLookups(reads, settings.acquire_timeout)
         app.state.export_slots = api.ExportSlots(settings.export_concurrency)
         app.state.shards = sitemaps.ShardCache()
         app.state.page_cache = PageCache(settings.page_cache_seconds, settings.page_cache_mb * MB)
-        app.state.validators = ValidatorIndex(pool, settings)
+        app.state.validators = ValidatorIndex(reads, settings)
         app.state.answers = answers.Resources(
-            pool,
+            reads,
             settings.acquire_timeout,
             app.state.sites,
             app.state.lookups,
             app.state.page_cache,
             app.state.validators,
         )
+        watchers: list[changes.Watcher] = [
+            app.state.page_cache,
+            app.state.validators,
+            app.state.shards,
+        ]
         tasks = []
+        if isinstance(reads, replicas.ReadPools):
+            reads.watch(*watchers)
+            watchers.append(reads)
+            tasks.append(asyncio.create_task(reads.keep_checking()))
         if settings.metrics:
             database.on_acquire = metrics.observe_acquire
             app.state.lookups.on_batch = metrics.LOOKUP_BATCH.observe
             app.state.metrics = metrics.Publisher(
-                app.state.request_stats, pool, app.state.page_cache, app.state.validators
+                app.state.request_stats,
+                pool,
+                app.state.page_cache,
+                app.state.validators,
+                reads if isinstance(reads, replicas.ReadPools) else None,
             )
             tasks.append(asyncio.create_task(app.state.metrics.keep_publishing()))
         if settings.page_cache_seconds > 0:
-            watchers = (app.state.page_cache, app.state.validators, app.state.shards)
             tasks.append(asyncio.create_task(changes.listen(dsn, settings, *watchers)))
         if settings.publish_interval > 0:  # scheduled and drip pages go live on their own
             tasks.append(
@@ -117,6 +134,8 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
             except TimeoutError:  # e.g. a database that stopped answering
                 log.warning("database connections did not close in time; terminating them")
                 pool.terminate()
+            if isinstance(reads, replicas.ReadPools):
+                await reads.close()
 
     app = _App(
         title="seo-engine",

@@ -7,11 +7,17 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from seo_engine.db.database import ReadSource
 from seo_engine.serve.answers import Resources
 from seo_engine.settings import Settings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+def _reads(request: Request) -> ReadSource:
+    reads: ReadSource = request.app.state.reads
+    return reads
+
+
+def _primary(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
@@ -26,6 +32,9 @@ def _answers(request: Request) -> Resources:
     return resources
 
 
-Pool = Annotated[asyncpg.Pool, Depends(_pool)]
+# Reads: a read replica in use (SEO_ENGINE_READ_DATABASE_URL), else the primary's pool.
+Pool = Annotated[ReadSource, Depends(_reads)]
+# The primary's pool: what writes, and what must be read where it is written (the cursor key).
+PrimaryPool = Annotated[asyncpg.Pool, Depends(_primary)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 AnswerResources = Annotated[Resources, Depends(_answers)]

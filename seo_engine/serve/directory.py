@@ -7,8 +7,6 @@ import contextlib
 import logging
 import time
 
-import asyncpg
-
 from seo_engine.db import database
 from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
@@ -33,14 +31,14 @@ class SiteDirectory:
         self._loaded_at = float("-inf")
         self._refresh: asyncio.Task[None] | None = None
 
-    async def all(self, pool: asyncpg.Pool, acquire_timeout: float) -> list[Site]:
+    async def all(self, pool: database.ReadSource, acquire_timeout: float) -> list[Site]:
         """Every site, refreshed at most every REFRESH_SECONDS; with no site known yet,
         the request loads them itself."""
         if not self._sites and time.monotonic() - self._loaded_at > REFRESH_SECONDS:
             await self._load(pool, acquire_timeout)
         return self.known(pool, acquire_timeout)
 
-    def known(self, pool: asyncpg.Pool, acquire_timeout: float) -> list[Site]:
+    def known(self, pool: database.ReadSource, acquire_timeout: float) -> list[Site]:
         """The sites known now, starting a refresh in the background when one is due.
 
         Known sites are served while one refresh runs: every request refreshing at once
@@ -62,22 +60,26 @@ class SiteDirectory:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresh
 
-    async def _load(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    async def _load(self, pool: database.ReadSource, acquire_timeout: float) -> None:
         async with database.acquire(pool, acquire_timeout) as connection:
             self._sites = await sites.all_sites(connection)
         self._loaded_at = time.monotonic()
 
-    async def _refresh_quietly(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    async def _refresh_quietly(self, pool: database.ReadSource, acquire_timeout: float) -> None:
         try:
             await self._load(pool, acquire_timeout)
         except database.UNAVAILABLE as error:  # the requests that need it report outages
             log.debug("sites not refreshed: %s", type(error).__name__)
 
-    async def resolve(self, pool: asyncpg.Pool, acquire_timeout: float, slug: str | None) -> Site:
+    async def resolve(
+        self, pool: database.ReadSource, acquire_timeout: float, slug: str | None
+    ) -> Site:
         """The site with this slug; without one, the only site there is."""
         return site_for_slug(await self.all(pool, acquire_timeout), slug)
 
-    async def by_host(self, pool: asyncpg.Pool, acquire_timeout: float, host: str) -> Site | None:
+    async def by_host(
+        self, pool: database.ReadSource, acquire_timeout: float, host: str
+    ) -> Site | None:
         """The site whose domain is this Host header; else the default (first) site."""
         return site_for_host(await self.all(pool, acquire_timeout), host)
 

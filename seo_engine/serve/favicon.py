@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import asyncpg
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -63,7 +62,7 @@ async def icon_of(connection: Connection, site: Site) -> Icon:
     return Icon(body, favicons.media_type(body), etags.quoted(tag))
 
 
-async def _icon(pool: asyncpg.Pool, acquire_timeout: float, site: Site | None) -> Icon:
+async def _icon(pool: database.ReadSource, acquire_timeout: float, site: Site | None) -> Icon:
     if site is None or site.favicon_tag is None:
         return default_icon()
     if (kept := _kept.get(site.favicon_tag)) is not None:

@@ -140,7 +140,7 @@ def _for_one_waiter(error: BaseException) -> BaseException:
 class PageLookups:
     """A worker's batched lookups of live pages by (site id, path)."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    def __init__(self, pool: database.ReadSource, acquire_timeout: float) -> None:
         self._pool = pool
         self._timeout = acquire_timeout
         self.pages: Batcher[PathKey, asyncpg.Record] = Batcher(self._pages, acquire_timeout)

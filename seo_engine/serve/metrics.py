@@ -35,6 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from seo_engine import paths
 
 if TYPE_CHECKING:
+    from seo_engine.db.replicas import ReadPools
     from seo_engine.serve.pagecache import PageCache
     from seo_engine.serve.validator_index import ValidatorIndex
 
@@ -93,6 +94,24 @@ LOOKUP_BATCH = Histogram(
     "seo_engine_lookup_batch_keys",
     "Keys per batched page lookup (concurrent requests sharing one query)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+READS = Counter(
+    "seo_engine_db_reads_total",
+    "Connections lent for reads with read replicas configured, by server (primary or a "
+    "replica's host:port)",
+    ["server"],
+)
+REPLICA_LAG = Gauge(
+    "seo_engine_db_replica_lag_seconds",
+    "How far a read replica is behind the primary (the largest a worker measured)",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+REPLICA_IN_USE = Gauge(
+    "seo_engine_db_replica_in_use",
+    "Workers sending reads to a read replica (0: it is behind or unreachable)",
+    ["replica"],
+    multiprocess_mode="livesum",
 )
 EXPORTS = Counter("seo_engine_exports_total", "NDJSON export streams started")
 EXPORTS_ACTIVE = Gauge(
@@ -250,8 +269,10 @@ class Publisher:
         pool: Any,
         page_cache: PageCache,
         validators: ValidatorIndex,
+        reads: ReadPools | None = None,
     ) -> None:
         self._requests = requests
+        self._reads = reads
         self._pool = pool
         self._cache = page_cache
         self._validators = validators
@@ -269,6 +290,16 @@ class Publisher:
         self._add("cache_evictions", self._cache.evictions, PAGE_CACHE_EVICTIONS)
         self._add("index_hits", self._validators.hits, VALIDATOR_INDEX_ANSWERS.labels("current"))
         self._add("index_misses", self._validators.misses, VALIDATOR_INDEX_ANSWERS.labels("stale"))
+        if self._reads is not None:
+            self._publish_reads(self._reads)
+
+    def _publish_reads(self, reads: ReadPools) -> None:
+        self._add("primary reads", reads.primary_reads, READS.labels("primary"))
+        for replica in reads.replicas:
+            self._add(f"reads {replica.name}", replica.reads, READS.labels(replica.name))
+            if replica.lag is not None:
+                REPLICA_LAG.labels(replica.name).set(replica.lag)
+            REPLICA_IN_USE.labels(replica.name).set(int(reads.state(replica) == "in use"))
 
     def _add(self, name: str, total: int, counter: Counter) -> None:
         delta = total - self._published.get(name, 0)

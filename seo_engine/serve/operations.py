@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from seo_engine.db import database, migrate
+from seo_engine.db import database, migrate, replicas
 from seo_engine.serve import metrics, problems
-from seo_engine.serve.dependencies import AppSettings, Pool
+from seo_engine.serve.dependencies import AppSettings, PrimaryPool
 
 router = APIRouter(tags=["operations"])
 
@@ -17,9 +17,19 @@ class Health(BaseModel):
     status: str
 
 
+class ReplicaState(BaseModel):
+    name: str
+    state: replicas.ReplicaState
+    lag_seconds: float | None
+
+
 class Readiness(BaseModel):
     status: str
     schema_version: str
+    replicas: list[ReplicaState] = Field(
+        default_factory=list,
+        description="Each read replica (SEO_ENGINE_READ_DATABASE_URL) as the last check saw it.",
+    )
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness; never touches the database")
@@ -33,7 +43,9 @@ async def healthz() -> Health:
     summary="Readiness: the pool answers and the schema is at head",
     responses={503: {"description": "Database unreachable or migrations pending"}},
 )
-async def readyz(pool: Pool, settings: AppSettings) -> Readiness | Response:
+async def readyz(
+    request: Request, pool: PrimaryPool, settings: AppSettings
+) -> Readiness | Response:
     async with database.acquire(pool, settings.acquire_timeout) as connection:
         try:
             current = await migrate.at_head(connection)
@@ -41,7 +53,14 @@ async def readyz(pool: Pool, settings: AppSettings) -> Readiness | Response:
             return problems.unavailable(str(error))
     if not current:
         return problems.unavailable("migrations are pending; run `seo-engine db migrate`")
-    return Readiness(status="ready", schema_version=migrate.head())
+    reads = request.app.state.reads
+    states = []
+    if isinstance(reads, replicas.ReadPools):
+        states = [
+            ReplicaState(name=replica.name, state=reads.state(replica), lag_seconds=replica.lag)
+            for replica in reads.replicas
+        ]
+    return Readiness(status="ready", schema_version=migrate.head(), replicas=states)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-import asyncpg
 from fastapi import APIRouter, Request
 from starlette.datastructures import URL
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -141,7 +140,7 @@ def index_xml(site: Site, shards: list[Shard], hubs_lastmod: datetime | None) ->
 
 
 async def shard_chunks(
-    pool: asyncpg.Pool, timeout: float, site: Site, shard: Shard
+    pool: database.ReadSource, timeout: float, site: Site, shard: Shard
 ) -> AsyncIterator[str]:
     """A shard's XML in pieces; no connection is held while a piece is being sent."""
     yield XML_HEAD + URLSET_OPEN

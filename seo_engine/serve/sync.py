@@ -13,7 +13,23 @@ from seo_engine.db.database import Connection
 from seo_engine.serve import cursors
 from seo_engine.serve.cursors import CursorError
 
-SNAPSHOT = "SELECT pg_current_snapshot()::text"
+# The snapshot of a read about to start, and how far its server's WAL reaches (on a standby,
+# what it has replayed, which covers every commit the snapshot sees; on the primary, what
+# has been inserted): a read that continues it elsewhere goes to a server at least as far.
+#
+# On a standby, pg_current_snapshot() lists no running transactions (the standby keeps
+# them apart, as "known assigned" ids, and the function reads only the primary's list):
+# xmin:xmax: with nothing between would call a transaction still running on the primary
+# seen, and a token would skip its changes. There the token claims only what is older than
+# the oldest running transaction (xmin:xmin:): changes in between come again, none is lost.
+SNAPSHOT = """
+SELECT CASE WHEN pg_is_in_recovery()
+            THEN pg_snapshot_xmin(s)::text || ':' || pg_snapshot_xmin(s)::text || ':'
+            ELSE s::text END AS snapshot,
+       (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+             ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::int8 AS wal_position
+FROM pg_current_snapshot() AS s
+"""
 # What a page document holds. A token issued under another version is refused with 410:
 # the consumer syncs from scratch (its stored documents have another shape).
 SCHEMA_VERSION = 1
@@ -53,7 +69,14 @@ def snapshot_of(key: bytes, query: str, token: str) -> str:
     return snapshot
 
 
+async def read_point(connection: Connection) -> tuple[str, int]:
+    """The snapshot of a read about to start (everything it can see, the token covers) and
+    its server's WAL position (a floor for the servers that continue the read)."""
+    row = await connection.fetchrow(SNAPSHOT)
+    assert row is not None
+    return row["snapshot"], row["wal_position"]
+
+
 async def current_snapshot(connection: Connection) -> str:
     """The snapshot of a read about to start: everything it can see, the token covers."""
-    snapshot: str = await connection.fetchval(SNAPSHOT)
-    return snapshot
+    return (await read_point(connection))[0]

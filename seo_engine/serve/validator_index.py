@@ -30,8 +30,6 @@ from collections.abc import Coroutine
 from hashlib import md5
 from typing import Any
 
-import asyncpg
-
 from seo_engine.db import database
 from seo_engine.serve import pages
 from seo_engine.settings import Settings
@@ -79,7 +77,7 @@ class SortedFingerprints:
 class ValidatorIndex:
     """A worker's fingerprints of every live page's validator, kept current in the background."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: database.ReadSource, settings: Settings) -> None:
         self._pool = pool
         self._timeout = settings.acquire_timeout
         self._max_pages = settings.validator_index_pages
