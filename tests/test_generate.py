@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +100,11 @@ def test_generate_reports_its_counts(fresh_dsn: str, tmp_path: Path) -> None:
     result = cli(fresh_dsn, "generate", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert "testsite: 8 pages; 8 inserted, 0 updated, 0 unchanged, 0 removed" in result.stdout
+    # Each bar (render, then build) ends at its total: a render count that reached the
+    # parent late once went to the build bar ("generate 0% 0/8", then "150% 12/8").
+    forced = cli(fresh_dsn, "generate", "--workers", "2", "--force")
+    bars = re.findall(r"generate +(\d+)% (\d+)/(\d+) pages", forced.stderr)
+    assert bars[-2:] == [("100", "8", "8"), ("100", "8", "8")], forced.stderr
 
 
 def test_an_unchanged_rerun_writes_nothing(site_dsn: str) -> None:

@@ -146,6 +146,7 @@ class Scan:
     changed: npt.NDArray[np.int64]
     compared: bool  # the family changed for the gate: its pages are compared again
     lengths: LengthReport
+    sent: int = 0  # progress messages sent to the parent
 
 
 @dataclass
@@ -154,7 +155,7 @@ class ServiceResult:
 
     service_id: int
     pages: int  # judged and compared with what is stored
-    sent: int = 0  # COPY payloads sent to the parent
+    sent: int = 0  # messages sent to the parent: COPY payloads and the progress count
     staged: int = 0
     gone: int = 0
     lengths: LengthReport = field(default_factory=LengthReport)
@@ -283,6 +284,7 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
         checked += 1
         if checked % COPY_BATCH_ROWS == 0:
             worker.messages.put(COPY_BATCH_ROWS)
+            scan.sent += 1
         if before is not None and before.inputs == inputs and not force:
             continue
         batch.append((location, inputs, before))
@@ -293,6 +295,7 @@ async def _render_family(worker: _Worker, service_id: int, force: bool) -> Scan:
         await _write_block(worker, writer, service, batch, scan, changed)
     writer.close()
     worker.messages.put(checked % COPY_BATCH_ROWS)
+    scan.sent += 1
     if stored:  # built before, but no page this run: gone
         changed.extend(stored)
         scan.compared = True
@@ -640,7 +643,7 @@ async def _build_family(
         await output.add(kind, copyrows.encode_build(site_id, record))
     await output.flush()
     worker.messages.put(result.pages if selected else 0)  # the build bar counts families
-    result.sent, result.staged = output.sent, output.staged
+    result.sent, result.staged = output.sent + 1, output.staged  # + that progress message
     if selected:  # live pages this run no longer has (a location below min_population)
         gone = [
             (service_id, location_id)

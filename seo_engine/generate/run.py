@@ -245,14 +245,15 @@ class _Workers:
         self.pool = pool
         self.messages = messages
         self.inserted = 0  # new pages COPYed into `pages` (not staged: their path was taken)
-        self.received = 0  # COPY payloads received
+        self.received = 0  # messages received (COPY payloads and progress counts)
         self.others = set(multiprocessing.active_children())  # not the pool's: never ours
 
     async def run(
         self, tasks: Sequence[Callable[[], T]], progress: Callable[[int], None] | None = None
     ) -> list[T]:
         """Run tasks on the workers and return their results in order, once every payload
-        they sent (ServiceResult.sent) has been received."""
+        they sent (Scan.sent, ServiceResult.sent) has been received: a progress count that
+        came late would otherwise be counted by the next run's bar."""
         futures: list[Future[T]] = [self.pool.submit(task) for task in tasks]
         expected = self.received
         while True:
@@ -268,9 +269,9 @@ class _Workers:
             except Empty:
                 await asyncio.sleep(POLL_SECONDS)
                 continue
+            self.received += 1
             if isinstance(message, tuple):
                 table, payload = message
-                self.received += 1
                 if table == "pages":
                     self.inserted += await _insert_new(self.merger, self.stage, payload)
                 else:
