@@ -230,10 +230,4 @@ async def purge_after(
     async with database.session(settings) as connection:
         site = await sites.find(connection, site_slug)
         purge = await surrogate.changed(connection, site, snapshot, settings.purge_max_keys)
-    if settings.purge in (None, "print") or not purge.keys:
-        return purge, None
-    try:
-        await surrogate.send(settings.purge, purge)
-    except surrogate.PurgeError as error:
-        return purge, str(error)
-    return purge, None
+    return purge, await surrogate.deliver(settings.purge, purge)

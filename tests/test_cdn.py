@@ -3,10 +3,13 @@ the keys and URLs of exactly the pages it changed, printed or sent to a webhook.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -14,7 +17,10 @@ import httpx
 from click.testing import Result
 
 from seo_engine.serve import html
+from seo_engine.serve.app import create_app
+from tests.conftest import _client, make_settings
 from tests.seeding import LOCATION_HEADER, LOCATIONS, fetch, runner, write
+from tests.test_publishing import make_site
 
 HOST = {"host": "test.example"}
 KEYS = (
@@ -143,3 +149,32 @@ def test_a_refused_purge_is_a_warning_with_the_keys_and_a_big_one_purges_the_sit
     assert accepting.bodies[-1]["keys"] == ["site:testsite"]
     assert accepting.bodies[-1]["everything"] is True
     assert "for every page (over SEO_ENGINE_PURGE_MAX_KEYS) sent to the webhook" in result.output
+
+
+def test_the_servers_own_releases_send_their_purge(fresh_dsn: str, tmp_path: Path) -> None:
+    """Scheduled pages go live by the server's clock, with no command run: the server
+    sends the purge of what went live (and of the pages whose links changed with them)."""
+    make_site(fresh_dsn, tmp_path, 'new_pages = "draft"')
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    scheduled = cli_with(
+        fresh_dsn, "print", "publish", "schedule", "--at", at.isoformat(), "--location", "waco-tx"
+    )
+    assert scheduled.exit_code == 0, scheduled.output
+    webhook = Webhook([200])
+    with webhook.serving() as url:
+        asyncio.run(_released_by_the_server(fresh_dsn, url, webhook))
+    # The release rewrote the drafts too (their links): not served, nothing to purge.
+    live = "SELECT path FROM pages WHERE state = 'live' AND deleted_at IS NULL"
+    released = last_changed(fresh_dsn) & {row["path"] for row in fetch(fresh_dsn, live)}
+    assert released == {"/roof-repair/waco-tx", "/gutter-cleaning/waco-tx"}
+    [body] = webhook.bodies
+    assert set(body["keys"]) == {f"page:testsite:{path}" for path in released}  # type: ignore[arg-type]
+
+
+async def _released_by_the_server(dsn: str, url: str, webhook: Webhook) -> None:
+    settings = make_settings(dsn, publish_interval=0.2, purge=url)
+    async for _ in _client(create_app(settings)):
+        deadline = time.monotonic() + 20
+        while not webhook.bodies:
+            assert time.monotonic() < deadline, "no purge from the server"
+            await asyncio.sleep(0.2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -311,14 +311,19 @@ async def release_all_due(connection: Connection) -> list[ReleaseReport]:
     return reports
 
 
-async def keep_releasing(pool: asyncpg.Pool, interval: float) -> None:
-    """The server's publishing clock: every `interval` seconds, release what is due, until
-    cancelled. A failure (the database away, say) is logged and tried again next round."""
+async def keep_releasing(
+    pool: asyncpg.Pool,
+    interval: float,
+    release_round: Callable[[Connection], Awaitable[list[ReleaseReport]]] | None = None,
+) -> None:
+    """The server's publishing clock: every `interval` seconds, release what is due (by
+    `release_round`, release_all_due when not given), until cancelled. A failure (the
+    database away, say) is logged and tried again next round."""
     while True:
         await asyncio.sleep(interval)
         try:
             async with pool.acquire() as connection:
-                for report in await release_all_due(connection):
+                for report in await (release_round or release_all_due)(connection):
                     log.info("published %d page(s) of site %s", report.went_live, report.site)
         except asyncio.CancelledError:
             raise

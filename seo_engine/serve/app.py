@@ -24,6 +24,7 @@ from seo_engine.serve import (
     observe,
     operations,
     sitemaps,
+    surrogate,
     web,
 )
 from seo_engine.serve.compression import Compression
@@ -112,9 +113,13 @@ def create_app(settings: Settings, *, hot_paths: bool = True) -> FastAPI:
         if settings.page_cache_seconds > 0:
             tasks.append(asyncio.create_task(changes.listen(dsn, settings, *watchers)))
         if settings.publish_interval > 0:  # scheduled and drip pages go live on their own
-            tasks.append(
-                asyncio.create_task(release.keep_releasing(pool, settings.publish_interval))
-            )
+            release_round = None  # after each round, the CDN purge of what it published
+            if settings.purge is not None:
+                release_round = surrogate.releasing_with_purges(
+                    settings.purge, settings.purge_max_keys
+                )
+            clock = release.keep_releasing(pool, settings.publish_interval, release_round)
+            tasks.append(asyncio.create_task(clock))
         if settings.indexnow_interval > 0:  # the URLs that changed go to search engines
             tasks.append(
                 asyncio.create_task(indexnow.keep_pushing(pool, settings.indexnow_interval))

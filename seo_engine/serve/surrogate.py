@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
 from seo_engine.db.database import Connection
 from seo_engine.generate.visibility import IN_FEEDS
+from seo_engine.ingest import sites
 from seo_engine.ingest.sites import Site
-from seo_engine.serve import pages
+from seo_engine.publish import release
+from seo_engine.serve import pages, sync
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,41 @@ async def changed(connection: Connection, site: Site, snapshot: str, limit: int)
         purge.keys.append(f"page:{site.slug}:{row['path']}")
         purge.urls.append(site.base_url + row["path"])
     return purge
+
+
+async def deliver(target: str | None, purge: Purge) -> str | None:
+    """Send `purge` to the webhook SEO_ENGINE_PURGE names (unset or `print`: nothing to
+    send); return why, if the webhook did not take it."""
+    if target in (None, "print") or not purge.keys:
+        return None
+    try:
+        await send(str(target), purge)
+    except PurgeError as error:
+        return str(error)
+    return None
+
+
+def releasing_with_purges(
+    target: str, max_keys: int
+) -> Callable[[Connection], Awaitable[list[release.ReleaseReport]]]:
+    """The server's publishing round (release.release_all_due) followed by the purge of
+    what it changed, found as after a CLI step: every page whose last write a snapshot
+    taken before the round did not see. Printed means logged here."""
+
+    async def release_and_purge(connection: Connection) -> list[release.ReleaseReport]:
+        snapshot = await sync.current_snapshot(connection)
+        reports = await release.release_all_due(connection)
+        for report in reports:
+            site = await sites.find(connection, report.site)
+            purge = await changed(connection, site, snapshot, max_keys)
+            problem = await deliver(target, purge)
+            if target == "print":
+                log.info("purge keys (%s): %s", report.site, " ".join(purge.keys))
+            elif problem:
+                log.warning("%s; purge by hand: %s", problem, " ".join(purge.keys))
+        return reports
+
+    return release_and_purge
 
 
 async def send(webhook: str, purge: Purge) -> None:
