@@ -96,7 +96,6 @@ class ReadPools:
         self.replicas = replicas
         self.primary_reads = 0
         self._max_lag = settings.replica_max_lag
-        self._timeout = settings.acquire_timeout
         self._watchers: tuple[changes.Watcher, ...] = ()
         self._in_use: list[Replica] = []
         self._turn = itertools.count()
@@ -188,7 +187,7 @@ class ReadPools:
         await asyncio.gather(*(self._check(replica) for replica in self.replicas))
         self._choose()
         if self._announced is not None and self._in_use:
-            replayed = min(replica.replayed for replica in self._in_use if replica.reachable)
+            replayed = min(replica.replayed for replica in self._in_use)
             if replayed >= self._announced:
                 self._announced = None
                 self._tell_watchers()
