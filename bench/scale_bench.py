@@ -6,9 +6,9 @@ pages), `us` (3,407 locations: 408,840) and `full` (33,961: 4,075,320). For each
 database of its own: the real CLI's `generate` from empty (timed), the sizes of `pages` and
 its indexes, then `seo-engine serve --workers 2` under wrk (2 threads, 32 connections,
 `--duration` seconds) for random pages (of a 20,000-page sample), list pages of 100 at
-random places of the whole list (by cursor) and the first page of a random service's
-list (`/api/v1/pages?service=…&limit=100`). Run from the repository
-root after `make bench-tools`:
+random places of the whole list (by cursor), and the first page of a random service's,
+location's and region's list (`/api/v1/pages?service=…&limit=100`). Run from the
+repository root after `make bench-tools`:
 
     .venv/bin/python bench/scale_bench.py [--sizes small,us,full] [--duration 10]
 """
@@ -22,7 +22,7 @@ import os
 import shlex
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,6 +55,16 @@ ORDER BY random() LIMIT {SAMPLE}
 # walking it gets), and the first page of a random service's list.
 LIST_IDS = f"SELECT id FROM pages WHERE state = 'live' ORDER BY random() LIMIT {SAMPLE // 20}"  # noqa: S608
 SERVICE_LINES = "SELECT '/api/v1/pages?limit=100&service=' || slug FROM services"
+# The first page of a random location's list, and of a random region's.
+LOCATION_LINES = f"""
+SELECT '/api/v1/pages?limit=100&location=' || slug FROM locations ORDER BY random() LIMIT {SAMPLE}
+"""  # noqa: S608 (constant)
+REGION_LINES = """
+SELECT DISTINCT '/api/v1/pages?limit=100&region=' || region_code FROM locations
+WHERE region_code <> ''
+"""
+# What each wrk run reads, by the name it has in the table.
+ROUTES = ("page", "list", "service list", "location list", "region list")
 
 
 @dataclass
@@ -66,15 +76,8 @@ class Size:
     heap: int = 0
     indexes: int = 0
     toast: int = 0
-    page_rps: float = 0.0
-    page_p99: float = 0.0
-    list_rps: float = 0.0
-    list_p99: float = 0.0
-    service_list_rps: float = 0.0
-    service_list_p99: float = 0.0
-    page_errors: int = 0  # non-2xx/3xx answers and socket errors wrk saw
-    list_errors: int = 0
-    service_list_errors: int = 0
+    # route -> (requests a second, p99 in ms, errors: non-2xx/3xx answers and socket errors)
+    served: dict[str, tuple[float, float, int]] = field(default_factory=dict)
 
 
 def small_locations(target: Path) -> Path:
@@ -151,13 +154,21 @@ def measure(admin: str, size: str, duration: int) -> Size:
         with tempfile.TemporaryDirectory(prefix="scale-bench-") as work:
             folder = Path(work)
             scripts = {}
-            files = {
-                "page": lines(dsn, PAGE_LINES, folder / "page.txt"),
-                "list": list_lines(dsn, folder / "list.txt"),
-                "service_list": lines(dsn, SERVICE_LINES, folder / "service_list.txt"),
-            }
+            files = dict(
+                zip(
+                    ROUTES,
+                    (
+                        lines(dsn, PAGE_LINES, folder / "page.txt"),
+                        list_lines(dsn, folder / "list.txt"),
+                        lines(dsn, SERVICE_LINES, folder / "service_list.txt"),
+                        lines(dsn, LOCATION_LINES, folder / "location_list.txt"),
+                        lines(dsn, REGION_LINES, folder / "region_list.txt"),
+                    ),
+                    strict=True,
+                )
+            )
             for name, file in files.items():
-                scripts[name] = folder / f"{name}.lua"
+                scripts[name] = folder / f"{name.replace(' ', '_')}.lua"
                 scripts[name].write_text(sb.lua_script(file))
             env = {**os.environ, "DATABASE_URL": dsn}
             env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -166,9 +177,7 @@ def measure(admin: str, size: str, duration: int) -> Size:
                 for name, script in scripts.items():
                     sb.wrk(script, 3, 32, base)  # warm up
                     measured = sb.wrk(script, duration, 32, base)
-                    setattr(result, f"{name}_errors", measured.errors)
-                    setattr(result, f"{name}_rps", measured.rps)
-                    setattr(result, f"{name}_p99", measured.p99)
+                    result.served[name] = (measured.rps, measured.p99, measured.errors)
         return result
     finally:
         asyncio.run(gb.sql(admin, drop))
@@ -203,19 +212,20 @@ def main() -> int:
     commit = gb.git("rev-parse", "--short", "HEAD")
     print(f"# {command}\n# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {commit}, {where}\n")
     print(
-        "| size | pages | generate | µs/page | table | heap | indexes | toast | bytes/page "
-        "| page req/s | page p99 | list req/s | list p99 | service list req/s "
-        "| service list p99 | errors (page, list, service list) |"
+        "| size | pages | generate | µs/page | table | heap | indexes | toast | bytes/page | "
+        + " | ".join(f"{route} req/s | {route} p99 | {route} errors" for route in ROUTES)
+        + " |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|" + "---:|" * (8 + 3 * len(ROUTES)))
     for r in results:
+        served = " | ".join(
+            f"{rps:,.0f} | {p99:.1f} ms | {errors}"
+            for rps, p99, errors in (r.served[route] for route in ROUTES)
+        )
         print(
             f"| {r.name} | {r.pages:,} | {r.generate_seconds:,.1f} s | "
             f"{r.generate_seconds / r.pages * 1e6:,.0f} | {mb(r.total)} | {mb(r.heap)} | "
-            f"{mb(r.indexes)} | {mb(r.toast)} | {r.total / r.pages:,.0f} | "
-            f"{r.page_rps:,.0f} | {r.page_p99:.1f} ms | {r.list_rps:,.0f} | {r.list_p99:.1f} ms "
-            f"| {r.service_list_rps:,.0f} | {r.service_list_p99:.1f} ms "
-            f"| {r.page_errors}, {r.list_errors}, {r.service_list_errors} |"
+            f"{mb(r.indexes)} | {mb(r.toast)} | {r.total / r.pages:,.0f} | {served} |"
         )
     return 0
 
