@@ -195,9 +195,8 @@ async def _filters(
     indexable: bool | None,
     state: str | None = None,
 ) -> PageFilters | None:
-    """Resolve slugs to ids; None when a named service or location does not exist, or a
-    named region has no location."""
-    service_id = location_id = region_location_ids = None
+    """Resolve slugs to ids; None when a named service or location does not exist."""
+    service_id = location_id = None
     if service is not None:
         service_id = await pages.dimension_id(connection, site.id, "service", service)
         if service_id is None:
@@ -206,11 +205,7 @@ async def _filters(
         location_id = await pages.dimension_id(connection, site.id, "location", location)
         if location_id is None:
             return None
-    if region is not None:
-        region_location_ids = await pages.region_location_ids(connection, site.id, region)
-        if not region_location_ids:
-            return None
-    return PageFilters(service_id, location_id, region_location_ids, indexable, state)
+    return PageFilters(service_id, location_id, region, indexable, state)
 
 
 def _summary(api_base: str, site: Site, row: Any, waiting: bool = False) -> dict[str, Any]:
