@@ -166,6 +166,7 @@ async def _stage(
     )
     country_index = schema.columns.index("country_code") if options.country else -1
     batch: list[tuple[object, ...]] = []
+    rejected = 0
     for record in read_records(path, schema, options.fmt):
         if isinstance(record, Row):
             if country_index >= 0 and record.values[country_index] != options.country:
@@ -181,12 +182,14 @@ async def _stage(
                 batch = []
         else:
             report.rows += 1
+            rejected += 1
             report.reject(record)
             if rejects is not None:
                 rejects.write(record)
     if batch:
         await connection.copy_records_to_table("stage", records=batch)
         progress(len(batch))
+    progress(report.skipped % BATCH_ROWS + rejected)  # the rows not counted above
     await connection.execute("ANALYZE stage")
 
 
