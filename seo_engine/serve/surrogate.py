@@ -32,12 +32,11 @@ SURROGATE_KEY = b"surrogate-key"
 CACHE_TAG = b"cache-tag"
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_SECONDS = 10.0
-# The pages (served or gone) that a snapshot did not see, with their slugs: what a job
-# committed after the snapshot was taken.
+# The pages (served or gone) that a snapshot did not see: what a job committed after the
+# snapshot was taken.
 CHANGED = f"""
-SELECT p.path, s.slug AS service, l.slug AS location
+SELECT p.path
 FROM pages p
-JOIN services s ON s.id = p.service_id JOIN locations l ON l.id = p.location_id
 WHERE p.site_id = $1 AND {IN_FEEDS} AND {pages.UNSEEN.replace("{n}", "2")}
 ORDER BY p.id
 LIMIT $3
