@@ -18,6 +18,7 @@ from click.testing import Result
 from seo_engine.cli import app
 from seo_engine.db import replicas
 from seo_engine.serve.app import create_app
+from seo_engine.settings import Settings
 from tests.conftest import _client, make_settings
 from tests.seeding import LOCATION_HEADER, LOCATIONS, cli, runner, setup_site, write
 from tests.standby import StandbyPair, caught_up, wait_until_caught_up
@@ -43,17 +44,22 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandbyPair]:
         standby_pair.close()
 
 
+def replicated(pair: StandbyPair, **overrides: object) -> Settings:
+    """The app's settings on the pair: reads on the standby (named as the README shows,
+    with target_session_attrs), the test's lag limit, no page cache, no publishing clock."""
+    values: dict[str, object] = {
+        "read_database_url": pair.standby_url + "&target_session_attrs=prefer-standby",
+        "replica_max_lag": MAX_LAG,
+        "page_cache_seconds": 0,
+        "publish_interval": 0,
+    }
+    return make_settings(pair.primary_url, **(values | overrides))
+
+
 @pytest.fixture
 async def client(pair: StandbyPair) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on the pair: reads on the standby, no page cache (each request reads)."""
-    settings = make_settings(
-        pair.primary_url,
-        read_database_url=pair.standby_url,
-        replica_max_lag=MAX_LAG,
-        page_cache_seconds=0,
-        publish_interval=0,
-    )
-    async for each in _client(create_app(settings)):
+    """The app on the pair (each request reads: no page cache)."""
+    async for each in _client(create_app(replicated(pair))):
         yield each
     await pair.resume_replay()
 
@@ -161,13 +167,7 @@ async def test_a_list_continues_on_a_server_that_has_what_its_first_page_saw(
     on a worker whose replica is behind (but within its lag limit). Read there, the next
     page would hold the old title while the token says it was seen: missed for good."""
     on_primary = make_settings(pair.primary_url, page_cache_seconds=0, publish_interval=0)
-    on_replica = make_settings(
-        pair.primary_url,
-        read_database_url=pair.standby_url,
-        replica_max_lag=600,  # a paused standby stays in use
-        page_cache_seconds=0,
-        publish_interval=0,
-    )
+    on_replica = replicated(pair, replica_max_lag=600)  # a paused standby stays in use
     async for first_worker in _client(create_app(on_primary)):
         async for second_worker in _client(create_app(on_replica)):
             everything = (await first_worker.get("/api/v1/pages", headers=HOST)).json()
@@ -231,13 +231,7 @@ async def test_a_tombstone_outlives_its_generate_by_at_most_the_bound(
 ) -> None:
     """With the page cache on: the generate's notice clears it at once, the lagging
     standby's answer is cached again, and taking the standby out of use clears it again."""
-    settings = make_settings(
-        pair.primary_url,
-        read_database_url=pair.standby_url,
-        replica_max_lag=MAX_LAG,
-        page_cache_seconds=60,
-        publish_interval=0,
-    )
+    settings = replicated(pair, page_cache_seconds=60)
     path = "/roof-repair/waco-tx"
     # Without replicas configured there is nothing to wait for: a usage error, at once.
     unconfigured = await asyncio.to_thread(
